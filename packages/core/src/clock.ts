@@ -14,6 +14,9 @@ export interface Clock {
   schedule(callback: () => void, delayMs: number, keepAlive: boolean): () => void;
 }
 
+/** The longest delay `setTimeout` honours. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 interface NodeTimer {
   unref?: () => void;
 }
@@ -39,9 +42,15 @@ const monotonic: () => number =
 export const systemClock: Clock = {
   now: monotonic,
   schedule(callback, delayMs, keepAlive) {
-    const timer = setTimeout(callback, Math.max(delayMs, 0)) as unknown as NodeTimer;
-    if (!keepAlive) timer.unref?.();
-    return () => clearTimeout(timer as unknown as ReturnType<typeof setTimeout>);
+    let timer: ReturnType<typeof setTimeout>;
+    const arm = (remaining: number): void => {
+      // setTimeout fires at once for delays past 2^31 - 1 ms (24.8 days): re-arm in steps instead.
+      const step = Math.min(Math.max(remaining, 0), MAX_TIMER_MS);
+      timer = setTimeout(() => (remaining > MAX_TIMER_MS ? arm(remaining - MAX_TIMER_MS) : callback()), step);
+      if (!keepAlive) (timer as unknown as NodeTimer).unref?.();
+    };
+    arm(delayMs);
+    return () => clearTimeout(timer);
   },
 };
 

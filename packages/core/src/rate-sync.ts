@@ -3,7 +3,7 @@ import { configInvalid } from "./config/issues.js";
 import { readConfigFile, resolveConfigPath } from "./config/load.js";
 import { type ParsedConfig, parseConfig } from "./config/parse.js";
 import { closestName } from "./config/suggest.js";
-import { BUILTIN_ENGINE_KEYS, validateLimiterOptions, validateStoreOptions } from "./config/validate.js";
+import { builtinEngineKeys, validateLimiterOptions, validateStoreOptions } from "./config/validate.js";
 import type { Decision } from "./decision.js";
 import { registeredEngineKeys } from "./engines/registry.js";
 import { isRateSyncError, RateSyncError } from "./errors.js";
@@ -84,7 +84,7 @@ function processEnv(): Readonly<Record<string, string | undefined>> {
 }
 
 function engineKeys(engine: string): readonly string[] | undefined {
-  return registeredEngineKeys(engine) ?? BUILTIN_ENGINE_KEYS[engine as keyof typeof BUILTIN_ENGINE_KEYS];
+  return registeredEngineKeys(engine) ?? builtinEngineKeys(engine);
 }
 
 /** Reads a file synchronously where the runtime allows it without a static `node:` import. */
@@ -207,17 +207,12 @@ export class RateSync {
     }
     this.#autoload = false;
     this.#autoloadError = undefined;
-    return this.#apply(parseConfig(text, { file: resolved, env: this.#env, engineKeys }), resolved);
+    return this.#apply(this.#parse(text, resolved), resolved);
   }
 
   /** Loads configuration from TOML text, in the `rate-sync.toml` format. */
   loadConfigFromString(toml: string, options: { file?: string } = {}): LoadedConfig {
-    const parsed = parseConfig(toml, {
-      ...(options.file === undefined ? {} : { file: options.file }),
-      env: this.#env,
-      engineKeys,
-    });
-    return this.#apply(parsed, options.file);
+    return this.#apply(this.#parse(toml, options.file), options.file);
   }
 
   /**
@@ -417,6 +412,16 @@ export class RateSync {
 
   // --- internals ---
 
+  /** Parses and validates TOML text; a limiter in it may use a store configured in code before. */
+  #parse(text: string, file: string | undefined): ParsedConfig {
+    return parseConfig(text, {
+      ...(file === undefined ? {} : { file }),
+      env: this.#env,
+      engineKeys,
+      storeExists: (id) => this.#stores.has(id),
+    });
+  }
+
   #checkId(id: unknown, what: "store" | "limiter"): void {
     if (typeof id !== "string" || id.length === 0 || id.length > 256) {
       throw new RateSyncError(
@@ -494,7 +499,7 @@ export class RateSync {
         }
         return;
       }
-      this.#apply(parseConfig(text, { file: location.path, env: this.#env, engineKeys }), location.path);
+      this.#apply(this.#parse(text, location.path), location.path);
       this.#autoloadedFile = location.path;
     } catch (error) {
       this.#autoloadError = isRateSyncError(error)

@@ -101,19 +101,24 @@ export function decide(
 ): DecideResult {
   const rate = policy.rate;
   const concurrency = policy.concurrency;
+  if (concurrency !== undefined && leaseId === undefined) {
+    throw new TypeError("decide: a concurrency policy needs a lease id");
+  }
   const rateCheck = rate === undefined ? undefined : checkRate(state?.rate, rate, cost, now);
   const slotCheck = concurrency === undefined ? undefined : checkConcurrency(state?.leases, concurrency, now);
   const rateAllowed = rateCheck === undefined || rateCheck.allowed;
   const slotAllowed = slotCheck === undefined || slotCheck.allowed;
 
   if (!rateAllowed || !slotAllowed) {
+    // Refused: report the rate budget as it stands (a refusal spends nothing).
+    const standing = rate !== undefined && rateAllowed ? checkRate(state?.rate, rate, 0, now) : rateCheck;
     return {
       decision: {
         allowed: false,
         refusedBy: rateAllowed ? "concurrency" : "rate",
         now,
-        remaining: rateCheck?.remaining ?? 0,
-        resetAt: rateCheck?.resetAt ?? now,
+        remaining: standing?.remaining ?? 0,
+        resetAt: standing?.resetAt ?? now,
         retryAfterMs: refusalWait(rateCheck, slotCheck),
         inUse: slotCheck?.inUse ?? 0,
         leaseExpiresAt: 0,
@@ -127,8 +132,7 @@ export function decide(
   if (rate !== undefined) next.rate = applyRate(next.rate, rate, cost, now);
   let leaseExpiresAt = 0;
   if (concurrency !== undefined) {
-    if (leaseId === undefined) throw new TypeError("decide: a concurrency policy needs a lease id");
-    next.leases = applyConcurrency(next.leases, concurrency, leaseId, now);
+    next.leases = applyConcurrency(next.leases, concurrency, leaseId as string, now);
     leaseExpiresAt = now + concurrency.leaseMs;
   }
   return {
@@ -155,6 +159,8 @@ export function peek(state: KeyState | undefined, policy: Policy, cost: number, 
   const rate = policy.rate;
   const concurrency = policy.concurrency;
   const rateCheck = rate === undefined ? undefined : checkRate(state?.rate, rate, cost, now);
+  // The budget as it stands is what a call of cost 0 would see: it spends nothing.
+  const standing = rate === undefined ? undefined : cost === 0 ? rateCheck : checkRate(state?.rate, rate, 0, now);
   const slotCheck = concurrency === undefined ? undefined : checkConcurrency(state?.leases, concurrency, now);
   const rateAllowed = rateCheck === undefined || rateCheck.allowed;
   const slotAllowed = slotCheck === undefined || slotCheck.allowed;
@@ -162,10 +168,8 @@ export function peek(state: KeyState | undefined, policy: Policy, cost: number, 
     allowed: rateAllowed && slotAllowed,
     refusedBy: !rateAllowed ? "rate" : !slotAllowed ? "concurrency" : undefined,
     now,
-    // A peek reports the budget as it stands, not as it would be after the call.
-    remaining: rateCheck === undefined ? 0 : rateCheck.allowed ? rateCheck.remaining + cost : rateCheck.remaining,
-    resetAt:
-      rateCheck === undefined ? now : rateCheck.allowed ? peekResetAt(state?.rate, rate, now) : rateCheck.resetAt,
+    remaining: standing?.remaining ?? 0,
+    resetAt: standing?.resetAt ?? now,
     retryAfterMs: refusalWait(rateCheck, slotCheck),
     inUse: slotCheck?.inUse ?? 0,
     leaseExpiresAt: 0,
@@ -182,13 +186,6 @@ function refusalWait(rateCheck: RateCheck | undefined, slotCheck: ConcurrencyChe
   if (rateCheck !== undefined && !rateCheck.allowed) return rateCheck.retryAfterMs;
   if (slotCheck !== undefined && !slotCheck.allowed) return slotCheck.retryAfterMs;
   return 0;
-}
-
-/** When the budget is full again, as the state stands (no call applied). */
-function peekResetAt(state: RateState | undefined, rate: RatePolicy | undefined, now: number): number {
-  if (state === undefined || rate === undefined) return now;
-  const at = rateExpiresAt(state, rate);
-  return Math.max(at, now);
 }
 
 function rateExpiresAt(state: RateState, rate: RatePolicy): number {

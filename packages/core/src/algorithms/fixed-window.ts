@@ -25,10 +25,16 @@ export function checkFixedWindow(
   const start = windowStart(policy, now);
   const used = state !== undefined && state.start === start ? state.count : 0;
   const end = start + policy.windowMs;
+  // The budget is full again at the window's end, or now when the window holds nothing.
   if (used + cost > policy.limit) {
-    return { allowed: false, remaining: policy.limit - used, resetAt: end, retryAfterMs: end - now };
+    return { allowed: false, remaining: policy.limit - used, resetAt: used > 0 ? end : now, retryAfterMs: end - now };
   }
-  return { allowed: true, remaining: policy.limit - used - cost, resetAt: end, retryAfterMs: 0 };
+  return {
+    allowed: true,
+    remaining: policy.limit - used - cost,
+    resetAt: used + cost > 0 ? end : now,
+    retryAfterMs: 0,
+  };
 }
 
 /** Counts `cost` in the current window. Call only after {@link checkFixedWindow} allowed the same call. */

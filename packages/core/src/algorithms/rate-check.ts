@@ -14,8 +14,10 @@ export interface RateCheck {
 }
 
 /**
- * Tolerance for floating-point comparisons of times, in milliseconds. Intervals such as
- * `1000 / 3` are not exact in binary; without it a call arriving exactly on time could be refused
- * by a rounding error of 1e-13 ms. Engines that reimplement the algorithms (Lua, SQL) use the same.
+ * Tolerance for floating-point comparisons of times, in milliseconds. Intervals
+ * such as `1000 / 7` are not exact in binary, and epoch times near 1.7e12 ms hold only about
+ * 2e-4 ms of precision; without a tolerance a call arriving exactly on time could be refused by a
+ * rounding error. Half a microsecond covers two units of that precision and no more. Engines that
+ * reimplement the algorithms (Lua, SQL) use the same.
  */
-export const TIME_EPSILON_MS = 1e-6;
+export const TIME_EPSILON_MS = 5e-4;

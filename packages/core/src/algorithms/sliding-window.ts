@@ -40,9 +40,15 @@ export function checkSlidingWindow(
   now: number,
 ): RateCheck {
   if (state === undefined) {
-    return cost > policy.limit
-      ? { allowed: false, remaining: policy.limit, resetAt: now, retryAfterMs: Number.POSITIVE_INFINITY }
-      : { allowed: true, remaining: policy.limit - cost, resetAt: now + policy.windowMs, retryAfterMs: 0 };
+    if (cost > policy.limit) {
+      return { allowed: false, remaining: policy.limit, resetAt: now, retryAfterMs: Number.POSITIVE_INFINITY };
+    }
+    return {
+      allowed: true,
+      remaining: policy.limit - cost,
+      resetAt: cost > 0 ? now + policy.windowMs : now,
+      retryAfterMs: 0,
+    };
   }
   const [live, expired] = firstLive(state, policy.windowMs, now);
   const used = state.total - expired;
@@ -52,7 +58,8 @@ export function checkSlidingWindow(
     return {
       allowed: true,
       remaining: policy.limit - used - cost,
-      resetAt: now + policy.windowMs,
+      // A cost of 0 is not recorded, so it leaves the reset time where the log puts it.
+      resetAt: cost > 0 ? now + policy.windowMs : used === 0 ? now : newest + policy.windowMs,
       retryAfterMs: 0,
     };
   }
@@ -81,7 +88,10 @@ export function applySlidingWindow(
   cost: number,
   now: number,
 ): SlidingWindowState {
-  if (state === undefined) return { log: [now, cost], head: 0, total: cost };
+  // A cost of 0 is admitted without leaving a trace: it must not move the reset time.
+  if (state === undefined)
+    return cost === 0 ? { log: [], head: 0, total: 0 } : { log: [now, cost], head: 0, total: cost };
+  if (cost === 0) return state;
   const [live, expired] = firstLive(state, policy.windowMs, now);
   const log = state.log;
   state.total -= expired;

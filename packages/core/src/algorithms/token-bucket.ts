@@ -26,21 +26,22 @@ export function checkTokenBucket(
 ): RateCheck {
   const interval = policy.intervalMs;
   const capacityMs = policy.burst * interval;
-  const base = state === undefined || state.tat < now ? now : state.tat;
-  const newTat = base + cost * interval;
-  const debtAfter = newTat - now;
+  // Work with the debt (ms of credit already spent) rather than absolute times: epoch times near
+  // 1.7e12 carry only about 2e-4 ms of precision, and subtracting two of them would lose it.
+  const debt = state === undefined || state.tat <= now ? 0 : state.tat - now;
+  const debtAfter = debt + cost * interval;
   if (debtAfter > capacityMs + TIME_EPSILON_MS) {
     return {
       allowed: false,
-      remaining: floorUnits((capacityMs - (base - now)) / interval),
-      resetAt: base,
+      remaining: floorUnits((capacityMs - debt) / interval),
+      resetAt: now + debt,
       retryAfterMs: debtAfter - capacityMs,
     };
   }
   return {
     allowed: true,
     remaining: floorUnits((capacityMs - debtAfter) / interval),
-    resetAt: newTat,
+    resetAt: now + debtAfter,
     retryAfterMs: 0,
   };
 }
@@ -66,6 +67,6 @@ export function tokenBucketExpiresAt(state: TokenBucketState): number {
 
 /** Whole units in `value`, forgiving the rounding error of the division that produced it. */
 export function floorUnits(value: number): number {
-  const units = Math.floor(value + 1e-9);
+  const units = Math.floor(value + 1e-6);
   return Math.max(units, 0);
 }

@@ -44,9 +44,13 @@ export function registerEngine<O>(definition: EngineDefinition<O>): void {
   definitions.set(definition.name, definition as unknown as EngineDefinition);
 }
 
-/** The option keys (TOML spelling) an engine accepts, if the engine is registered or built in. */
+/**
+ * The option keys (TOML spelling) a registered engine accepts; `undefined` when no engine of that
+ * name is registered. A registered engine that declares no keys accepts none.
+ */
 export function registeredEngineKeys(name: string): readonly string[] | undefined {
-  return definitions.get(name)?.optionKeys;
+  const definition = definitions.get(name);
+  return definition === undefined ? undefined : (definition.optionKeys ?? []);
 }
 
 /** Whether an engine with this name is registered now. */

@@ -1,0 +1,14 @@
+import type { UserConfig } from "tsdown";
+
+/**
+ * The build every package shares: ESM and CJS side by side, with declarations for both, for the
+ * runtimes the packages support (Node.js 20+ and edge runtimes, hence the neutral platform).
+ */
+export const base: UserConfig = {
+  format: ["esm", "cjs"],
+  dts: true,
+  clean: true,
+  platform: "neutral",
+  target: "es2022",
+  sourcemap: true,
+};
