@@ -1,4 +1,11 @@
 import { defineConfig } from "tsdown";
 import { base } from "../../tsdown.base.js";
 
-export default defineConfig({ ...base, entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" } });
+export default defineConfig({
+  ...base,
+  entry: { index: "src/index.ts", "testing/index": "src/testing/index.ts" },
+  // The TOML parser is inlined, with its Node-only `global` mapped to `globalThis`: loaded as a
+  // package it reads `global.Date` on import, which throws on edge runtimes such as Workers.
+  deps: { alwaysBundle: ["@iarna/toml"], onlyBundle: ["@iarna/toml"] },
+  define: { global: "globalThis" },
+});

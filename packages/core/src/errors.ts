@@ -25,16 +25,14 @@ export type RateSyncErrorCode =
   | "ABORTED"
   /** The call's cost can never be admitted: it is larger than the burst or the window limit. */
   | "COST_EXCEEDS_CAPACITY"
-  /** The key (or cost) given to a call is not usable. */
+  /** The key given to a call is not usable (not a string, empty, or too long). */
   | "INVALID_KEY"
   /** A call received an argument that is not usable (a cost, a timeout, an option). */
   | "INVALID_ARGUMENT"
   /** A held slot's lease could not be renewed and may now belong to someone else. */
   | "LEASE_LOST"
   /** An engine-level failure (connection, protocol, capacity); the failure policy decides what callers see. */
-  | "STORE_ERROR"
-  /** The library was closed with `close()` and this call came after. */
-  | "CLOSED";
+  | "STORE_ERROR";
 
 const BRAND = Symbol.for("@ratesync/core/RateSyncError");
 

@@ -59,9 +59,12 @@ function jitterMs(waitMs: number, random: () => number): number {
   return random() * Math.min(waitMs * 0.02, 50);
 }
 
-/** Whole milliseconds to sleep for a wait computed in fractional ms (never wakes early). */
-function sleepMs(waitMs: number): number {
-  return Math.max(0, Math.ceil(waitMs - 1e-6));
+/**
+ * Whole milliseconds, rounded up, for a time computed in fractional ms (so a caller that waits
+ * that long never comes back early); the rounding error of the computation is forgiven.
+ */
+function wholeMs(ms: number): number {
+  return Math.max(0, Math.ceil(ms - 1e-6));
 }
 
 function abortedError(limiter: string, signal: AbortSignal): RateSyncError {
@@ -146,7 +149,10 @@ export class Limiter implements LeaseOwner {
     let first: Decision | undefined;
     if (!this.#lines.has(key)) {
       first = await this.#attempt(key, cost);
-      if (first.allowed) return first.slot as Slot;
+      if (first.allowed) {
+        this.#metrics.recordWait(0);
+        return first.slot as Slot;
+      }
       this.#failFast(first, start, deadline);
     }
 
@@ -267,12 +273,14 @@ export class Limiter implements LeaseOwner {
   async #attempt(key: string, cost: number): Promise<Decision> {
     const engine = this.#store.engine ?? (await this.#store.open());
     const leaseId = this.#slotPolicy === undefined ? undefined : crypto.randomUUID();
-    const pending = engine.decide({ limiter: this.id, key, policy: this.config.policy, cost, leaseId });
+    let pending: EngineDecision | Promise<EngineDecision> | undefined;
     let raw: EngineDecision;
     try {
+      // Inside the try: an engine may also fail synchronously (the memory store when it is full).
+      pending = engine.decide({ limiter: this.id, key, policy: this.config.policy, cost, leaseId });
       raw = await this.#store.deadline(pending, engine);
     } catch (error) {
-      if (leaseId !== undefined) this.#releaseIfLate(pending, engine, key, leaseId);
+      if (leaseId !== undefined && pending !== undefined) this.#releaseIfLate(pending, engine, key, leaseId);
       return this.#degrade(error, key);
     }
     return this.#toDecision(raw, key, leaseId);
@@ -327,8 +335,8 @@ export class Limiter implements LeaseOwner {
       policy,
       limit: policy.limit,
       remaining: bySlots ? (concurrency as ConcurrencyUsage).remaining : raw.remaining,
-      resetAt: bySlots ? raw.now + raw.retryAfterMs : raw.resetAt,
-      retryAfterMs: raw.retryAfterMs,
+      resetAt: wholeMs(bySlots ? raw.now + raw.retryAfterMs : raw.resetAt),
+      retryAfterMs: wholeMs(raw.retryAfterMs),
       concurrency,
       slot,
     };
@@ -464,7 +472,7 @@ export class Limiter implements LeaseOwner {
         this.#failFast(decision, start, deadline);
         const now = this.#clock.now();
         if (decision.policy.kind !== "concurrency") {
-          const wait = sleepMs(decision.retryAfterMs + jitterMs(decision.retryAfterMs, this.#tuning.random));
+          const wait = wholeMs(decision.retryAfterMs + jitterMs(decision.retryAfterMs, this.#tuning.random));
           await this.#sleep(Math.min(wait, Math.max(0, deadline - now)), signal);
           continue;
         }
@@ -476,7 +484,7 @@ export class Limiter implements LeaseOwner {
         }
         // Wake on a release; else poll, or when the earliest lease would expire (a crashed holder).
         const poll = releases.supported ? this.#tuning.pollMs : Math.min(this.#tuning.pollMs, 100);
-        const wait = Math.min(deadline - now, poll, sleepMs(decision.retryAfterMs) + 1);
+        const wait = Math.min(deadline - now, poll, wholeMs(decision.retryAfterMs) + 1);
         await releases.wait(this.#clock, wait, signal, () => abortedError(this.id, signal as AbortSignal));
       }
     } finally {

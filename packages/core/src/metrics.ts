@@ -2,7 +2,7 @@
 export interface LimiterMetrics {
   /** Admitted calls (`acquire` and `tryAcquire`), degraded ones included. */
   readonly totalAcquisitions: number;
-  /** Mean time `acquire` calls waited before admission, in ms. */
+  /** Mean time `acquire` calls waited before admission, in ms (those admitted at once count as 0). */
   readonly avgWaitTimeMs: number;
   /** Longest time an `acquire` waited before admission, in ms. */
   readonly maxWaitTimeMs: number;
@@ -39,7 +39,7 @@ export class MetricsRecorder {
   degraded = 0;
   storeErrors = 0;
 
-  /** Records an admission by a waiting `acquire` that waited `waitedMs`. */
+  /** Records an admission by `acquire` after waiting `waitedMs` (0 when admitted at once). */
   recordWait(waitedMs: number): void {
     this.waitedAcquisitions++;
     this.totalWaitMs += waitedMs;

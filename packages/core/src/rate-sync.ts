@@ -212,6 +212,8 @@ export class RateSync {
 
   /** Loads configuration from TOML text, in the `rate-sync.toml` format. */
   loadConfigFromString(toml: string, options: { file?: string } = {}): LoadedConfig {
+    // Configuration given explicitly replaces the search for rate-sync.toml, as loadConfig does.
+    this.#autoload = false;
     return this.#apply(this.#parse(toml, options.file), options.file);
   }
 
@@ -422,7 +424,7 @@ export class RateSync {
     });
   }
 
-  #checkId(id: unknown, what: "store" | "limiter"): void {
+  #checkId(id: unknown, what: string): void {
     if (typeof id !== "string" || id.length === 0 || id.length > 256) {
       throw new RateSyncError(
         "INVALID_ARGUMENT",
@@ -464,6 +466,7 @@ export class RateSync {
 
   #apply(parsed: ParsedConfig, file: string | undefined): LoadedConfig {
     // Check every store first so a conflict leaves the registry untouched.
+    for (const id of [...parsed.stores.keys(), ...parsed.limiters.keys()]) this.#checkId(id, "store or limiter");
     for (const [id, options] of parsed.stores) {
       const existing = this.#stores.get(id);
       if (existing !== undefined && !sameOptions(existing.options, options)) {

@@ -40,7 +40,16 @@ export interface Slot extends AsyncDisposable {
   release(): Promise<void>;
 }
 
-const neverAborted: AbortSignal = new AbortController().signal;
+let neverAborted: AbortSignal | undefined;
+
+/**
+ * One shared signal that never aborts, made on first use: edge runtimes (Workers) refuse to
+ * create an AbortController while a module is being loaded.
+ */
+function neverAbortedSignal(): AbortSignal {
+  neverAborted ??= new AbortController().signal;
+  return neverAborted;
+}
 
 /** `Symbol.asyncDispose`, or the well-known fallback on runtimes that do not define it yet. */
 export const asyncDispose: typeof Symbol.asyncDispose =
@@ -51,7 +60,6 @@ export const asyncDispose: typeof Symbol.asyncDispose =
 export class FreeSlot implements Slot {
   readonly leaseId = undefined;
   readonly expiresAt = undefined;
-  readonly signal = neverAborted;
   readonly limiter: string;
   readonly key: string | undefined;
   decision!: Decision;
@@ -65,6 +73,10 @@ export class FreeSlot implements Slot {
 
   get held(): boolean {
     return this.#held;
+  }
+
+  get signal(): AbortSignal {
+    return neverAbortedSignal();
   }
 
   release(): Promise<void> {

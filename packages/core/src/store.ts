@@ -95,7 +95,8 @@ export class Store {
             ),
           ),
         timeoutMs,
-        false,
+        // A pending store call keeps the process alive until it settles or its deadline passes.
+        true,
       );
       result.then(
         (value) => {

@@ -58,7 +58,7 @@ describe("decide: rate only", () => {
     const policy = policyOf(tokenBucket(10, 5));
     const first = decide(undefined, policy, 1, undefined, T0);
     expect(first.changed).toBe(true);
-    expect(first.state).toEqual({ rate: { tat: T0 + 100 } });
+    expect(first.state).toEqual({ rate: { since: T0, units: 1 } });
     expect(first.decision).toEqual({
       allowed: true,
       refusedBy: undefined,
@@ -72,7 +72,7 @@ describe("decide: rate only", () => {
     const state = first.state as KeyState;
     const second = decide(state, policy, 2, undefined, T0);
     expect(second.state).toBe(state);
-    expect(state).toEqual({ rate: { tat: T0 + 300 } });
+    expect(state).toEqual({ rate: { since: T0, units: 3 } });
   });
 
   it("a refusal returns the same state object, unchanged, and changed: false", () => {
@@ -131,7 +131,7 @@ describe("decide: concurrency only", () => {
     expect(renewSlot(key.state, "l1", 30_000, T0 + 2000)).toBeUndefined();
     expect(releaseSlot(undefined, "l1", T0)).toBe(false);
     expect(renewSlot(undefined, "l1", 30_000, T0)).toBeUndefined();
-    expect(renewSlot({ rate: { tat: T0 } }, "l1", 30_000, T0)).toBeUndefined();
+    expect(renewSlot({ rate: { since: T0, units: 0 } }, "l1", 30_000, T0)).toBeUndefined();
   });
 });
 
@@ -223,7 +223,7 @@ describe("decide: rate and concurrency together are all or nothing", () => {
   // Regression: decide once applied the rate part before it validated the lease id.
   it("a call that throws for a missing lease id consumes nothing", () => {
     const policy = policyOf(tokenBucket(10, 5), slots(2, 1000));
-    const state: KeyState = { rate: { tat: T0 + 100 }, leases: { a: T0 + 500 } };
+    const state: KeyState = { rate: { since: T0, units: 1 }, leases: { a: T0 + 500 } };
     const before = structuredClone(state);
     expect(() => decide(state, policy, 1, undefined, T0)).toThrow(TypeError);
     expect(state).toEqual(before);
@@ -282,7 +282,9 @@ describe("peek", () => {
           expect(peeked.inUse).toBe(decided.inUse - 1);
         } else {
           expect(peeked.inUse).toBe(decided.inUse);
-          if (decided.refusedBy === "rate") expect(peeked.remaining).toBe(decided.remaining);
+          // Nothing was spent: the refusal reports the budget as it stands, as the peek does.
+          expect(peeked.remaining).toBe(decided.remaining);
+          expect(peeked.resetAt).toBe(decided.resetAt);
         }
       }
     },

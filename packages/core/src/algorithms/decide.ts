@@ -191,7 +191,7 @@ function refusalWait(rateCheck: RateCheck | undefined, slotCheck: ConcurrencyChe
 function rateExpiresAt(state: RateState, rate: RatePolicy): number {
   switch (rate.algorithm) {
     case "token_bucket":
-      return tokenBucketExpiresAt(state as TokenBucketState);
+      return tokenBucketExpiresAt(state as TokenBucketState, rate);
     case "sliding_window":
       return slidingWindowExpiresAt(state as SlidingWindowState, rate);
     case "fixed_window":

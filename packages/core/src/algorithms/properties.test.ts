@@ -7,8 +7,9 @@
  * the token model counts thousandths of a token (`elapsed * rate` is exact for the rates drawn),
  * so only the algorithm's own floating point (GCRA with intervals such as 1000/7) needs a tolerance.
  */
+import { isDeepStrictEqual } from "node:util";
 import * as fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { describe, it } from "vitest";
 import {
   type ConcurrencyPolicy,
   type FixedWindowPolicy,
@@ -19,7 +20,7 @@ import {
   type TokenBucketPolicy,
 } from "../policy.js";
 import { applyConcurrency, checkConcurrency, type LeaseState, releaseLease, renewLease } from "./concurrency.js";
-import { decide, type EngineDecision, type KeyState, peek, releaseSlot, renewSlot } from "./decide.js";
+import { decide, type EngineDecision, type KeyState, peek, releaseSlot, renewSlot, stateExpiresAt } from "./decide.js";
 
 const RUNS = 2000;
 /** What the token bucket's floating point may be off by, in ms (intervals such as 1000/7 are inexact). */
@@ -202,10 +203,23 @@ class LeaseModel {
 // ---------------------------------------------------------------------------------------------
 
 /** Rates whose `elapsed * rate` is exact for integer elapsed: integer or simple intervals, and 1000/3, 1000/7. */
-const RATES = [0.5, 1, 2, 3, 4, 5, 7, 8, 10, 20, 25, 50, 100, 1000];
+const RATES = [0.5, 1, 2, 3, 4, 5, 7, 8, 10, 11, 13, 20, 25, 50, 100, 1000];
 
 const tokenBucketArb: fc.Arbitrary<TokenBucketPolicy> = fc
   .record({ ratePerSecond: fc.constantFrom(...RATES), burst: fc.integer({ min: 1, max: 6 }) })
+  .map(({ ratePerSecond, burst }) => ({
+    algorithm: "token_bucket",
+    ratePerSecond,
+    burst,
+    intervalMs: 1000 / ratePerSecond,
+  }));
+
+/** Bursts as large as real configurations use: long runs of admissions in debt. */
+const bigBucketArb: fc.Arbitrary<TokenBucketPolicy> = fc
+  .record({
+    ratePerSecond: fc.constantFrom(...RATES),
+    burst: fc.oneof(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 7, max: 100 })),
+  })
   .map(({ ratePerSecond, burst }) => ({
     algorithm: "token_bucket",
     ratePerSecond,
@@ -298,6 +312,16 @@ const epochOrigin = fc.integer({ min: 0, max: 1_000_000 }).map((offset) => EPOCH
 // Checks shared by the properties
 // ---------------------------------------------------------------------------------------------
 
+function same(actual: unknown, expected: unknown, what: string): void {
+  if (actual !== expected) throw new Error(`${what}: expected ${String(expected)}, got ${String(actual)}`);
+}
+
+function deepSame(actual: unknown, expected: unknown, what: string): void {
+  if (!isDeepStrictEqual(actual, expected)) {
+    throw new Error(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+  }
+}
+
 function expectTime(actual: number, expected: number, what: string, tolerance: number): void {
   if (actual === expected) return;
   if (Math.abs(actual - expected) <= tolerance) return;
@@ -317,19 +341,19 @@ function expectRetryExact(
   decision: EngineDecision,
 ): void {
   const wait = decision.retryAfterMs;
-  expect(Number.isFinite(wait), "a cost within capacity always has a finite wait").toBe(true);
-  expect(wait).toBeGreaterThan(0);
+  same(Number.isFinite(wait), true, "a cost within capacity always has a finite wait");
+  if (!(wait > 0)) throw new Error(`a refusal with retryAfterMs ${wait}`);
   const onTime = decide(structuredClone(state), policy, cost, "probe", now + wait).decision;
   if (decision.refusedBy === "rate") {
     // A rate refusal reports the rate's own exact wait: after it, the rate no longer refuses
     // (the slots may, when they were full too).
-    expect(onTime.refusedBy, `rate still refuses at now + retryAfterMs (${wait})`).not.toBe("rate");
+    if (onTime.refusedBy === "rate") throw new Error(`rate still refuses at now + retryAfterMs (${wait})`);
   } else {
-    expect(onTime.allowed, `refused at now + retryAfterMs (${wait})`).toBe(true);
+    same(onTime.allowed, true, `refused at now + retryAfterMs (${wait})`);
   }
   if (wait >= 1) {
     const early = decide(structuredClone(state), policy, cost, "probe", now + wait - 1).decision;
-    expect(early.refusedBy, `admitted 1 ms before now + retryAfterMs (${wait})`).toBe(decision.refusedBy);
+    same(early.refusedBy, decision.refusedBy, `admitted 1 ms before now + retryAfterMs (${wait})`);
   }
 }
 
@@ -339,11 +363,9 @@ function expectRemainingExact(state: KeyState | undefined, rate: RatePolicy, now
   const probe: KeyState | undefined = structuredClone(state) ?? {};
   const rateOnly: KeyState = { rate: probe.rate };
   for (let i = 0; i < remaining; i++) {
-    expect(decide(rateOnly, policy, 1, undefined, now).decision.allowed, `cost-1 call ${i + 1} of ${remaining}`).toBe(
-      true,
-    );
+    same(decide(rateOnly, policy, 1, undefined, now).decision.allowed, true, `cost-1 call ${i + 1} of ${remaining}`);
   }
-  expect(decide(rateOnly, policy, 1, undefined, now).decision.allowed, `a cost-1 call beyond remaining`).toBe(false);
+  same(decide(rateOnly, policy, 1, undefined, now).decision.allowed, false, `a cost-1 call beyond remaining`);
 }
 
 /** (b) the admitted cost in every window/interval never exceeds the policy. */
@@ -406,12 +428,14 @@ function runRateScenario<P extends RatePolicy>({ policy: rate, t0, steps }: Rate
 
     if (step.peek) {
       const peeked = peek(state, policy, cost, now);
-      expect(state, `${where}: peek changed the state`).toEqual(before);
-      expect(peeked.allowed, `${where}: peek allowed`).toBe(expected.allowed);
-      expect(peeked.refusedBy).toBe(expected.allowed ? undefined : "rate");
+      deepSame(state, before, `${where}: peek changed the state`);
+      same(peeked.allowed, expected.allowed, `${where}: peek allowed`);
+      same(peeked.refusedBy, expected.allowed ? undefined : "rate", `${where}: peek refusedBy`);
       // A peek reports the budget before the call.
-      expect(peeked.remaining, `${where}: peek remaining`).toBe(
+      same(
+        peeked.remaining,
         expected.allowed ? expected.remaining + cost : expected.remaining,
+        `${where}: peek remaining`,
       );
       expectTime(peeked.retryAfterMs, expected.retryAfterMs, `${where}: peek retryAfterMs`, tolerance);
       const standing = model.check(0, now);
@@ -421,29 +445,50 @@ function runRateScenario<P extends RatePolicy>({ policy: rate, t0, steps }: Rate
 
     const { decision, state: next, changed } = decide(state, policy, cost, undefined, now);
     // (a) the same decision as the model, with the same numbers.
-    expect(decision.allowed, `${where}: allowed`).toBe(expected.allowed);
-    expect(decision.remaining, `${where}: remaining`).toBe(expected.remaining);
+    same(decision.allowed, expected.allowed, `${where}: allowed`);
+    same(decision.remaining, expected.remaining, `${where}: remaining`);
     expectTime(decision.retryAfterMs, expected.retryAfterMs, `${where}: retryAfterMs`, tolerance);
     expectTime(decision.resetAt, expected.resetAt, `${where}: resetAt`, tolerance);
-    expect(changed).toBe(decision.allowed);
+    same(changed, decision.allowed, `${where}: changed`);
     if (decision.allowed) {
-      expect(decision.refusedBy).toBeUndefined();
+      same(decision.refusedBy, undefined, `${where}: refusedBy`);
       state = next;
       model.admit(cost, now);
       admitted.push({ t: now, cost });
       // (e)
       expectRemainingExact(state, rate, now, decision.remaining);
+      // An admission leaves a state a store must keep for a while.
+      same(stateExpiresAt(state as KeyState, policy) > now, true, `${where}: stateExpiresAt after an admission`);
     } else {
-      expect(decision.refusedBy).toBe("rate");
+      same(decision.refusedBy, "rate", `${where}: refusedBy`);
       // (c) a refusal changes nothing.
-      expect(next).toBe(state);
-      expect(state, `${where}: a refusal changed the state`).toEqual(before);
+      same(next, state, "a refusal returns the state it was given");
+      deepSame(state, before, `${where}: a refusal changed the state`);
       // (d)
       expectRetryExact(state, policy, cost, now, decision);
     }
   }
   // (b)
   expectWithinPolicy(rate, admitted);
+  expectExpiryExact(state, policy);
+}
+
+/** From `stateExpiresAt` on, the stored state answers exactly as no state (a store may forget it). */
+function expectExpiryExact(state: KeyState | undefined, policy: Policy): void {
+  if (state === undefined) return;
+  const at = stateExpiresAt(state, policy);
+  const capacity = policy.rate === undefined ? 1 : rateCapacity(policy.rate);
+  for (const t of [at, at + 1, at + 12_345]) {
+    for (const cost of new Set([0, 1, capacity])) {
+      const where = `stateExpiresAt ${at}, at ${t}, cost ${cost}`;
+      deepSame(peek(state, policy, cost, t), peek(undefined, policy, cost, t), `${where}: peek`);
+      deepSame(
+        decide(structuredClone(state), policy, cost, "probe", t).decision,
+        decide(undefined, policy, cost, "probe", t).decision,
+        `${where}: decide`,
+      );
+    }
+  }
 }
 
 describe("properties: rate algorithms against reference models", () => {
@@ -451,8 +496,10 @@ describe("properties: rate algorithms against reference models", () => {
     fc.assert(fc.property(rateScenarioArb(tokenBucketArb, smallOrigin), runRateScenario), { numRuns: RUNS });
   });
 
+  // BUG (reported; see token-bucket.test.ts "at epoch-millisecond times"): fails while the stored
+  // tat accumulates rounding at epoch magnitude.
   it("token bucket at epoch-millisecond times decides as the exact token count", () => {
-    fc.assert(fc.property(rateScenarioArb(tokenBucketArb, epochOrigin), runRateScenarioAtEpoch), { numRuns: RUNS });
+    fc.assert(fc.property(rateScenarioArb(bigBucketArb, epochOrigin, 150), runRateScenarioAtEpoch), { numRuns: RUNS });
   });
 
   it("sliding window decides as the list of every admission; (a)-(e) hold", () => {
@@ -463,11 +510,11 @@ describe("properties: rate algorithms against reference models", () => {
     const busy: fc.Arbitrary<SlidingWindowPolicy> = fc
       .record({ limit: fc.integer({ min: 1, max: 12 }), windowMs: fc.constantFrom(3, 10, 50) })
       .map(({ limit, windowMs }) => ({ algorithm: "sliding_window", limit, windowMs }));
-    fc.assert(fc.property(rateScenarioArb(busy, smallOrigin, 300), runRateScenario), { numRuns: 200 });
+    fc.assert(fc.property(rateScenarioArb(busy, smallOrigin, 300), runRateScenario), { numRuns: 500 });
   });
 
   it("sliding window at epoch-millisecond times", () => {
-    fc.assert(fc.property(rateScenarioArb(slidingWindowArb, epochOrigin), runRateScenario), { numRuns: RUNS / 4 });
+    fc.assert(fc.property(rateScenarioArb(slidingWindowArb, epochOrigin), runRateScenario), { numRuns: RUNS });
   });
 
   it("fixed window decides as a count per aligned window; (a)-(e) hold", () => {
@@ -475,7 +522,7 @@ describe("properties: rate algorithms against reference models", () => {
   });
 
   it("fixed window at epoch-millisecond times", () => {
-    fc.assert(fc.property(rateScenarioArb(fixedWindowArb, epochOrigin), runRateScenario), { numRuns: RUNS / 4 });
+    fc.assert(fc.property(rateScenarioArb(fixedWindowArb, epochOrigin), runRateScenario), { numRuns: RUNS });
   });
 
   it("cost 0 is always admitted and never changes a later answer", () => {
@@ -501,18 +548,22 @@ describe("properties: rate algorithms against reference models", () => {
             // A cost-0 call between the two calls, and one at the same instant.
             for (const at of [previous + Math.floor(step.dt / 2), now]) {
               const zero = decide(withZeros, policy, 0, undefined, at);
-              expect(zero.decision.allowed).toBe(true);
-              expect(zero.decision.retryAfterMs).toBe(0);
+              same(zero.decision.allowed, true, "cost 0: allowed");
+              same(zero.decision.retryAfterMs, 0, "cost 0: retryAfterMs");
               if (zero.changed) withZeros = zero.state;
             }
           }
           if (step.peek) {
-            expect(peek(withZeros, policy, step.cost, now)).toEqual(peek(plain, policy, step.cost, now));
+            deepSame(
+              peek(withZeros, policy, step.cost, now),
+              peek(plain, policy, step.cost, now),
+              "cost-0 calls changed a later peek",
+            );
             continue;
           }
           const a = decide(plain, policy, step.cost, undefined, now);
           const b = decide(withZeros, policy, step.cost, undefined, now);
-          expect(b.decision).toEqual(a.decision);
+          deepSame(b.decision, a.decision, "cost-0 calls changed a later decision");
           if (a.changed) plain = a.state;
           if (b.changed) withZeros = b.state;
         }
@@ -524,8 +575,8 @@ describe("properties: rate algorithms against reference models", () => {
 
 /**
  * At epoch times the token model is still exact (integers below 2^53), while the algorithm's times
- * carry about 2.4e-4 ms of precision: decisions and remaining must still match exactly, times
- * within a few ulps.
+ * carry about 2.4e-4 ms of precision: decisions and remaining must still match exactly, waits
+ * within a microsecond. Every step is a decide (the peek flag is ignored).
  */
 function runRateScenarioAtEpoch(scenario: RateScenario<TokenBucketPolicy>): void {
   const { policy: rate, t0, steps } = scenario;
@@ -538,8 +589,8 @@ function runRateScenarioAtEpoch(scenario: RateScenario<TokenBucketPolicy>): void
     const expected = model.check(step.cost, now);
     const where = `step ${index} (t0 + ${now - t0}, cost ${step.cost})`;
     const { decision, state: next } = decide(state, policy, step.cost, undefined, now);
-    expect(decision.allowed, `${where}: allowed`).toBe(expected.allowed);
-    expect(decision.remaining, `${where}: remaining`).toBe(expected.remaining);
+    same(decision.allowed, expected.allowed, `${where}: allowed`);
+    same(decision.remaining, expected.remaining, `${where}: remaining`);
     expectTime(decision.retryAfterMs, expected.retryAfterMs, `${where}: retryAfterMs`, 1e-3);
     if (decision.allowed) {
       state = next;
@@ -607,8 +658,8 @@ describe("properties: concurrency against a map of leases", () => {
           if (op.kind === "acquire" || op.kind === "peek") {
             const before = structuredClone(leases);
             const check = checkConcurrency(leases, policy, now);
-            expect(leases).toEqual(before);
-            expect(check).toEqual(model.check(now));
+            deepSame(leases, before, "checkConcurrency changed the leases");
+            deepSame(check, model.check(now), `checkConcurrency at t0 + ${now - t0}`);
             if (op.kind === "peek" || !check.allowed) continue;
             const id = `l${ids.length}`;
             ids.push(id);
@@ -616,20 +667,21 @@ describe("properties: concurrency against a map of leases", () => {
             model.acquire(id, now);
             held.set(id, { start: now, end: now + policy.leaseMs });
             // Every lease in the state is one the model knows, with the same expiry.
-            for (const [key, expiresAt] of Object.entries(leases)) expect(model.leases.get(key)).toBe(expiresAt);
+            for (const [key, expiresAt] of Object.entries(leases))
+              same(model.leases.get(key), expiresAt, `lease ${key}`);
             continue;
           }
           if (ids.length === 0) continue;
           const id = ids[op.pick % ids.length] as string;
           if (op.kind === "release") {
             const released = releaseLease(leases, id, now);
-            expect(released).toBe(model.release(id, now));
+            same(released, model.release(id, now), `release ${id} at t0 + ${now - t0}`);
             const span = held.get(id);
             if (released && span !== undefined) span.end = now;
           } else {
             const leaseMs = Math.max(1, Math.round(policy.leaseMs * op.leaseFactor));
             const renewed = renewLease(leases, id, leaseMs, now);
-            expect(renewed).toBe(model.renew(id, leaseMs, now));
+            same(renewed, model.renew(id, leaseMs, now), `renew ${id} at t0 + ${now - t0}`);
             const span = held.get(id);
             if (renewed !== undefined && span !== undefined) span.end = renewed;
           }
@@ -682,11 +734,11 @@ describe("properties: concurrency against a map of leases", () => {
 
             if (op.kind === "peek") {
               const peeked = peek(state, policy, cost, now);
-              expect(state, `${where}: peek changed the state`).toEqual(before);
-              expect(peeked.allowed, where).toBe(allowed);
-              expect(peeked.refusedBy, where).toBe(refusedBy);
-              expect(peeked.inUse, where).toBe(s.inUse);
-              expect(peeked.remaining, where).toBe(standing?.remaining ?? 0);
+              deepSame(state, before, `${where}: peek changed the state`);
+              same(peeked.allowed, allowed, where);
+              same(peeked.refusedBy, refusedBy, where);
+              same(peeked.inUse, s.inUse, where);
+              same(peeked.remaining, standing?.remaining ?? 0, where);
               expectTime(peeked.resetAt, standing?.resetAt ?? now, `${where}: resetAt`, tolerance);
               expectTime(peeked.retryAfterMs, wait, `${where}: retryAfterMs`, tolerance);
               continue;
@@ -696,16 +748,16 @@ describe("properties: concurrency against a map of leases", () => {
             ids.push(id);
             const { decision, state: next, changed } = decide(state, policy, cost, id, now);
             // (a)
-            expect(decision.allowed, `${where}: allowed`).toBe(allowed);
-            expect(decision.refusedBy, `${where}: refusedBy`).toBe(refusedBy);
+            same(decision.allowed, allowed, `${where}: allowed`);
+            same(decision.refusedBy, refusedBy, `${where}: refusedBy`);
             expectTime(decision.retryAfterMs, wait, `${where}: retryAfterMs`, tolerance);
-            expect(decision.inUse, `${where}: inUse`).toBe(allowed ? s.inUse + 1 : s.inUse);
-            expect(decision.leaseExpiresAt).toBe(allowed ? now + concurrency.leaseMs : 0);
+            same(decision.inUse, allowed ? s.inUse + 1 : s.inUse, `${where}: inUse`);
+            same(decision.leaseExpiresAt, allowed ? now + concurrency.leaseMs : 0, `${where}: leaseExpiresAt`);
             // After the call when admitted; the budget as it stands when refused (nothing was spent).
             const rateAnswer = allowed ? r : standing;
-            expect(decision.remaining, `${where}: remaining`).toBe(rateAnswer?.remaining ?? 0);
+            same(decision.remaining, rateAnswer?.remaining ?? 0, `${where}: remaining`);
             expectTime(decision.resetAt, rateAnswer?.resetAt ?? now, `${where}: resetAt`, tolerance);
-            expect(changed).toBe(allowed);
+            same(changed, allowed, `${where}: changed`);
             if (allowed) {
               state = next;
               rateModel?.admit(cost, now);
@@ -715,8 +767,8 @@ describe("properties: concurrency against a map of leases", () => {
               if (rate !== undefined) expectRemainingExact(state, rate, now, decision.remaining);
             } else {
               // (c) all or nothing: neither part consumed.
-              expect(next).toBe(state);
-              expect(state, `${where}: a refusal changed the state`).toEqual(before);
+              same(next, state, "a refusal returns the state it was given");
+              deepSame(state, before, `${where}: a refusal changed the state`);
               // (d)
               expectRetryExact(state, policy, cost, now, decision);
             }
@@ -726,13 +778,13 @@ describe("properties: concurrency against a map of leases", () => {
           const id = ids[op.pick % ids.length] as string;
           if (op.kind === "release") {
             const released = releaseSlot(state, id, now);
-            expect(released, `${where}: release ${id}`).toBe(leaseModel.release(id, now));
+            same(released, leaseModel.release(id, now), `${where}: release ${id}`);
             const span = held.get(id);
             if (released && span !== undefined) span.end = now;
           } else {
             const leaseMs = Math.max(1, Math.round(concurrency.leaseMs * op.leaseFactor));
             const renewed = renewSlot(state, id, leaseMs, now);
-            expect(renewed, `${where}: renew ${id}`).toBe(leaseModel.renew(id, leaseMs, now));
+            same(renewed, leaseModel.renew(id, leaseMs, now), `${where}: renew ${id}`);
             const span = held.get(id);
             if (renewed !== undefined && span !== undefined) span.end = renewed;
           }
@@ -740,6 +792,7 @@ describe("properties: concurrency against a map of leases", () => {
         // (b)
         expectSlotsWithinPolicy(concurrency.maxConcurrent, held);
         if (rate !== undefined) expectWithinPolicy(rate, admitted);
+        expectExpiryExact(state, policy);
       }),
       { numRuns: RUNS },
     );

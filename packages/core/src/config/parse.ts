@@ -1,3 +1,4 @@
+/// <reference path="./iarna-toml.d.ts" />
 /**
  * Parsing of `rate-sync.toml` text into validated stores and limiters. Every problem in every
  * table is collected, then thrown as one `CONFIG_INVALID` error.
