@@ -15,6 +15,7 @@ import type { LimiterConfig } from "./options.js";
 import { rateCapacity } from "./policy.js";
 import { FreeSlot, LeasedSlot, type LeaseOwner, type Slot } from "./slot.js";
 import type { Store } from "./store.js";
+import { StoreOutcome, slotOf } from "./store-decision.js";
 import { WaitLine } from "./wait-line.js";
 
 /** Options of `tryAcquire`. */
@@ -125,10 +126,18 @@ export class Limiter implements LeaseOwner {
    * or refused (with `retryAfterMs`). Throws only for bad arguments, a fail-closed store outage
    * (`STORE_UNAVAILABLE`) or a cost that can never fit (`COST_EXCEEDS_CAPACITY`).
    */
-  async tryAcquire(options?: TryAcquireOptions): Promise<Decision> {
-    const key = this.#checkKey(options?.key);
-    const cost = this.#checkCost(options?.cost);
-    return this.#attempt(key, cost);
+  tryAcquire(options?: TryAcquireOptions): Promise<Decision> {
+    try {
+      const key = this.#checkKey(options?.key);
+      const cost = this.#checkCost(options?.cost);
+      const engine = this.#store.engine;
+      // A local engine (memory) answers synchronously: decide without awaiting anything, so a
+      // decision costs one settled promise instead of a chain of them.
+      if (engine !== undefined && engine.remote === false) return Promise.resolve(this.#decideNow(engine, key, cost));
+      return this.#attempt(key, cost);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -194,7 +203,7 @@ export class Limiter implements LeaseOwner {
       this.#metrics.storeErrors++;
       throw this.#unavailable(error);
     }
-    return this.#toDecision(raw, storeKey, undefined);
+    return this.#toDecision(raw, storeKey, false);
   }
 
   /** Forgets the key's state in the store: a full budget and no slots held. */
@@ -272,18 +281,32 @@ export class Limiter implements LeaseOwner {
   /** One decision from the store, with the failure policy applied. */
   async #attempt(key: string, cost: number): Promise<Decision> {
     const engine = this.#store.engine ?? (await this.#store.open());
+    if (engine.remote === false) return this.#decideNow(engine, key, cost);
     const leaseId = this.#slotPolicy === undefined ? undefined : crypto.randomUUID();
     let pending: EngineDecision | Promise<EngineDecision> | undefined;
     let raw: EngineDecision;
     try {
-      // Inside the try: an engine may also fail synchronously (the memory store when it is full).
+      // Inside the try: an engine may also fail synchronously.
       pending = engine.decide({ limiter: this.id, key, policy: this.config.policy, cost, leaseId });
       raw = await this.#store.deadline(pending, engine);
     } catch (error) {
       if (leaseId !== undefined && pending !== undefined) this.#releaseIfLate(pending, engine, key, leaseId);
       return this.#degrade(error, key);
     }
-    return this.#toDecision(raw, key, leaseId);
+    return this.#admit(raw, key, leaseId);
+  }
+
+  /** {@link #attempt} for a local engine, whose `decide` answers synchronously. */
+  #decideNow(engine: Engine, key: string, cost: number): Decision {
+    const leaseId = this.#slotPolicy === undefined ? undefined : crypto.randomUUID();
+    let raw: EngineDecision;
+    try {
+      raw = engine.decide({ limiter: this.id, key, policy: this.config.policy, cost, leaseId }) as EngineDecision;
+    } catch (error) {
+      // The memory store refuses new keys when full: a store failure like any other.
+      return this.#degrade(error, key);
+    }
+    return this.#admit(raw, key, leaseId);
   }
 
   /** A decision that arrives after its deadline may still hold a lease: give it back. */
@@ -297,51 +320,51 @@ export class Limiter implements LeaseOwner {
     );
   }
 
-  #toDecision(raw: EngineDecision, key: string, leaseId: string | undefined): StoreDecision {
-    const slotPolicy = this.#slotPolicy;
-    const bySlots = raw.refusedBy === "concurrency" || this.#ratePolicy === undefined;
-    const policy = (bySlots ? slotPolicy : this.#ratePolicy) as DecisionPolicy;
-    const publicKey = key === "" ? undefined : key;
-    const concurrency: ConcurrencyUsage | undefined =
-      slotPolicy === undefined
-        ? undefined
-        : { limit: slotPolicy.limit, inUse: raw.inUse, remaining: Math.max(0, slotPolicy.limit - raw.inUse) };
-    let slot: FreeSlot | LeasedSlot | undefined;
+  /** The decision of an attempt: counted in the metrics, holding its lease when admitted. */
+  #admit(raw: EngineDecision, key: string, leaseId: string | undefined): StoreOutcome {
+    const decision = this.#toDecision(raw, key, true);
     if (raw.allowed) {
       this.#metrics.acquisitions++;
       if (leaseId !== undefined) {
         this.#metrics.concurrent++;
-        slot = new LeasedSlot(
+        const slot = new LeasedSlot(
           this,
           this.id,
-          publicKey,
+          decision.key,
           leaseId,
           raw.leaseExpiresAt,
           (this.config.policy.concurrency as { leaseMs: number }).leaseMs,
         );
         this.#held.add(slot);
-      } else {
-        slot = new FreeSlot(this.id, publicKey);
+        decision.attach(slot);
       }
     } else {
       this.#metrics.denied++;
       if (raw.refusedBy === "concurrency") this.#metrics.concurrencyRefusals++;
     }
-    const decision: StoreDecision = {
-      limiter: this.id,
-      key: publicKey,
-      allowed: raw.allowed,
-      degraded: false,
-      policy,
-      limit: policy.limit,
-      remaining: bySlots ? (concurrency as ConcurrencyUsage).remaining : raw.remaining,
-      resetAt: wholeMs(bySlots ? raw.now + raw.retryAfterMs : raw.resetAt),
-      retryAfterMs: wholeMs(raw.retryAfterMs),
-      concurrency,
-      slot,
-    };
-    if (slot !== undefined) slot.decision = decision;
     return decision;
+  }
+
+  /** The public form of an engine's answer, in whole milliseconds. */
+  #toDecision(raw: EngineDecision, key: string, holdsSlot: boolean): StoreOutcome {
+    const slotPolicy = this.#slotPolicy;
+    const bySlots = raw.refusedBy === "concurrency" || this.#ratePolicy === undefined;
+    const policy = (bySlots ? slotPolicy : this.#ratePolicy) as DecisionPolicy;
+    const concurrency: ConcurrencyUsage | undefined =
+      slotPolicy === undefined
+        ? undefined
+        : { limit: slotPolicy.limit, inUse: raw.inUse, remaining: Math.max(0, slotPolicy.limit - raw.inUse) };
+    return new StoreOutcome(
+      this.id,
+      key === "" ? undefined : key,
+      raw.allowed,
+      policy,
+      bySlots ? (concurrency as ConcurrencyUsage).remaining : raw.remaining,
+      wholeMs(bySlots ? raw.now + raw.retryAfterMs : raw.resetAt),
+      wholeMs(raw.retryAfterMs),
+      concurrency,
+      holdsSlot,
+    );
   }
 
   /** The failure policy: fail-open admits with a degraded decision; fail-closed throws. */
@@ -351,12 +374,10 @@ export class Limiter implements LeaseOwner {
     if (this.config.failClosed) throw this.#unavailable(failure);
     this.#metrics.degraded++;
     this.#metrics.acquisitions++;
-    const publicKey = key === "" ? undefined : key;
     const policy = (this.#ratePolicy ?? this.#slotPolicy) as DecisionPolicy;
-    const slot = new FreeSlot(this.id, publicKey);
-    const decision: DegradedDecision = {
+    const decision = {
       limiter: this.id,
-      key: publicKey,
+      key: key === "" ? undefined : key,
       allowed: true,
       degraded: true,
       reason: failure.message,
@@ -367,10 +388,10 @@ export class Limiter implements LeaseOwner {
       resetAt: undefined,
       retryAfterMs: 0,
       concurrency: undefined,
-      slot,
-    };
-    slot.decision = decision;
-    return decision;
+    } as const;
+    // Nothing is held in the store: the slot is a free one, and releasing it is harmless.
+    const degraded: DegradedDecision = Object.assign(decision, { slot: new FreeSlot(decision as DegradedDecision) });
+    return degraded;
   }
 
   #storeError(error: unknown): RateSyncError {
@@ -464,7 +485,7 @@ export class Limiter implements LeaseOwner {
         const decision = pending ?? (await this.#attempt(key, cost));
         pending = undefined;
         if (decision.allowed) {
-          const slot = decision.slot as FreeSlot | LeasedSlot;
+          const slot = slotOf(decision);
           slot.waitedMs = this.#clock.now() - start;
           this.#metrics.recordWait(slot.waitedMs);
           return slot;

@@ -60,15 +60,20 @@ export const asyncDispose: typeof Symbol.asyncDispose =
 export class FreeSlot implements Slot {
   readonly leaseId = undefined;
   readonly expiresAt = undefined;
-  readonly limiter: string;
-  readonly key: string | undefined;
-  decision!: Decision;
+  readonly decision: Decision;
   waitedMs = 0;
   #held = true;
 
-  constructor(limiter: string, key: string | undefined) {
-    this.limiter = limiter;
-    this.key = key;
+  constructor(decision: Decision) {
+    this.decision = decision;
+  }
+
+  get limiter(): string {
+    return this.decision.limiter;
+  }
+
+  get key(): string | undefined {
+    return this.decision.key;
   }
 
   get held(): boolean {

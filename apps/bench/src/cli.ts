@@ -1,0 +1,130 @@
+import { parseArgs } from "node:util";
+
+/** The rate algorithms a suite can run ratesync with (those whose state stays small on a hot key). */
+export const BENCH_ALGORITHMS = ["token_bucket", "fixed_window"] as const;
+
+/** One of {@link BENCH_ALGORITHMS}. */
+export type BenchAlgorithm = (typeof BENCH_ALGORITHMS)[number];
+
+/** What a run measures and how long it takes, from the command line and the environment. */
+export interface BenchOptions {
+  /** Suites to run; `undefined` runs every available suite. */
+  readonly suites: readonly string[] | undefined;
+  /** Only the cases whose name contains one of these (case-insensitive); `undefined` runs all. */
+  readonly cases: readonly string[] | undefined;
+  /** Timed rounds per contender and case. @default 5 (3 with `--quick`) */
+  readonly rounds: number;
+  /** Length of one timed round, in seconds. @default 1 (0.25 with `--quick`) */
+  readonly seconds: number;
+  /** Untimed warm-up per contender and case, in seconds (lets the JIT settle). @default 0.5 (0.2 with `--quick`) */
+  readonly warmupSeconds: number;
+  /** The algorithm ratesync limiters use. @default "token_bucket" (the library's default) */
+  readonly algorithm: BenchAlgorithm;
+  /** Where to write the results as JSON; `undefined` writes no file. */
+  readonly json: string | undefined;
+  /** Whether `--quick` (or `BENCH_QUICK=1`) asked for the short run. */
+  readonly quick: boolean;
+  /** Whether `--help` was asked for. */
+  readonly help: boolean;
+}
+
+/** The `--help` text. */
+export const USAGE = `Usage: pnpm bench [-- options]
+
+Options (each also read from the environment variable in brackets):
+  --suite <names>      suites to run, comma-separated or repeated (default: all)   [BENCH_SUITE]
+                       available: memory
+  --case <text>        only cases whose name contains the text, repeatable         [BENCH_CASE]
+  --rounds <n>         timed rounds per contender (default 5, quick 3)             [BENCH_ROUNDS]
+  --seconds <s>        length of one round in seconds (default 1, quick 0.25)      [BENCH_SECONDS]
+  --warmup <s>         untimed warm-up per contender (default 0.5, quick 0.2)      [BENCH_WARMUP]
+  --algorithm <name>   ratesync algorithm: token_bucket (default) or fixed_window  [BENCH_ALGORITHM]
+  --json <path>        also write the results as JSON to this file                 [BENCH_JSON]
+  --quick              a short run (about 10 s) to check that everything works     [BENCH_QUICK=1]
+  --help               this text
+`;
+
+/** A command line or environment value that cannot be used; `main` prints it with the usage. */
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+function positive(name: string, raw: string | undefined, fallback: number, integer: boolean): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`${name} must be a ${integer ? "whole number" : "number"} > 0, got "${raw}".`);
+  }
+  return value;
+}
+
+function list(values: readonly string[] | undefined, env: string | undefined): string[] | undefined {
+  const raw = values !== undefined && values.length > 0 ? values : env === undefined || env === "" ? [] : [env];
+  const items = raw
+    .flatMap((value) => value.split(","))
+    .map((value) => value.trim())
+    .filter((value) => value !== "");
+  return items.length === 0 ? undefined : items;
+}
+
+function isAlgorithm(value: string): value is BenchAlgorithm {
+  return (BENCH_ALGORITHMS as readonly string[]).includes(value);
+}
+
+/**
+ * Reads the options from `argv` (without the node and script paths) and `env`. Flags win over
+ * environment variables; `--quick` only changes the defaults, so `--quick --rounds 7` keeps 7.
+ *
+ * @throws UsageError for an unknown flag or a value out of range.
+ */
+export function parseOptions(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): BenchOptions {
+  // `pnpm bench -- --quick` hands the "--" on to the script; it separates nothing here.
+  const args = argv.filter((arg) => arg !== "--");
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(args);
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const flags = parsed.values;
+  if (parsed.positionals.length > 0) throw new UsageError(`Unexpected argument "${parsed.positionals[0]}".`);
+  const quick = flags.quick === true || env.BENCH_QUICK === "1" || env.BENCH_QUICK === "true";
+  const algorithm = flags.algorithm ?? env.BENCH_ALGORITHM ?? "token_bucket";
+  if (!isAlgorithm(algorithm)) {
+    throw new UsageError(`--algorithm must be one of ${BENCH_ALGORITHMS.join(", ")}, got "${algorithm}".`);
+  }
+  const json = flags.json ?? env.BENCH_JSON;
+  return {
+    suites: list(flags.suite, env.BENCH_SUITE),
+    cases: list(flags.case, env.BENCH_CASE)?.map((text) => text.toLowerCase()),
+    rounds: positive("--rounds", flags.rounds ?? env.BENCH_ROUNDS, quick ? 3 : 5, true),
+    seconds: positive("--seconds", flags.seconds ?? env.BENCH_SECONDS, quick ? 0.25 : 1, false),
+    warmupSeconds: positive("--warmup", flags.warmup ?? env.BENCH_WARMUP, quick ? 0.2 : 0.5, false),
+    algorithm,
+    json: json === undefined || json === "" ? undefined : json,
+    quick,
+    help: flags.help === true,
+  };
+}
+
+function parseFlags(args: string[]) {
+  return parseArgs({
+    args,
+    strict: true,
+    allowPositionals: true,
+    options: {
+      suite: { type: "string", multiple: true },
+      case: { type: "string", multiple: true },
+      rounds: { type: "string" },
+      seconds: { type: "string" },
+      warmup: { type: "string" },
+      algorithm: { type: "string" },
+      json: { type: "string" },
+      quick: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+}

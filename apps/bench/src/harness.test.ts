@@ -1,0 +1,83 @@
+import { describe, expect, it } from "vitest";
+import { type BenchCase, type Contender, expectCount, type Round, runCase, VerificationError } from "./harness.js";
+
+const quick = { rounds: 3, seconds: 0.02, warmupSeconds: 0.01, progress: () => {} };
+
+/** A contender whose call takes `delayMs` (0: a resolved promise) and answers `allowed`. */
+function fake(name: string, role: Contender["role"], options: { delayMs?: number; allowed?: boolean } = {}) {
+  const stats = { started: 0, disposed: 0, maxInFlight: 0 };
+  const contender: Contender = {
+    name,
+    role,
+    async start(): Promise<Round> {
+      stats.started++;
+      let admitted = 0;
+      let inFlight = 0;
+      return {
+        async call() {
+          inFlight++;
+          stats.maxInFlight = Math.max(stats.maxInFlight, inFlight);
+          if (options.delayMs !== undefined) await new Promise((resolve) => setTimeout(resolve, options.delayMs));
+          inFlight--;
+          if (options.allowed ?? true) admitted++;
+        },
+        verify(calls) {
+          expectCount(`${name}: admitted calls`, admitted, calls);
+        },
+        dispose() {
+          stats.disposed++;
+        },
+      };
+    },
+  };
+  return { contender, stats };
+}
+
+function benchCase(contenders: Contender[], extra: Partial<BenchCase> = {}): BenchCase {
+  return { suite: "test", name: "case", description: "", inFlight: 1, latency: false, contenders, ...extra };
+}
+
+describe("runCase", () => {
+  it("runs a fresh round per warm-up and timed round, disposes each, and reports the median and the ratio", async () => {
+    const ours = fake("ours", "ours");
+    const peer = fake("peer", "peer", { delayMs: 1 });
+    const result = await runCase(
+      benchCase([ours.contender, peer.contender], { target: { peer: "peer", minRatio: 2 } }),
+      quick,
+    );
+    expect(ours.stats.started).toBe(1 + quick.rounds);
+    expect(ours.stats.disposed).toBe(ours.stats.started);
+    expect(peer.stats.disposed).toBe(peer.stats.started);
+    const [a, b] = result.contenders;
+    expect(a?.roundOpsPerSec).toHaveLength(quick.rounds);
+    expect(a?.opsPerSec).toBeGreaterThan(b?.opsPerSec as number);
+    const ratio = result.ratios[0];
+    expect(ratio?.peer).toBe("peer");
+    expect(ratio?.ratio).toBeCloseTo((a?.opsPerSec as number) / (b?.opsPerSec as number));
+    expect(ratio?.met).toBe(true);
+    expect(a?.p50Ms).toBeUndefined();
+  });
+
+  it("keeps the requested number of calls in flight and records latencies when asked", async () => {
+    const slow = fake("slow", "ours", { delayMs: 1 });
+    const result = await runCase(benchCase([slow.contender], { inFlight: 8, latency: true }), quick);
+    expect(slow.stats.maxInFlight).toBe(8);
+    const p50 = result.contenders[0]?.p50Ms as number;
+    expect(p50).toBeGreaterThanOrEqual(0.9);
+    expect(result.contenders[0]?.p99Ms).toBeGreaterThanOrEqual(p50);
+  });
+
+  it("stops with a VerificationError when a contender gives the wrong answers", async () => {
+    const broken = fake("broken", "ours", { allowed: false });
+    await expect(runCase(benchCase([broken.contender]), quick)).rejects.toThrow(VerificationError);
+    expect(broken.stats.disposed).toBe(broken.stats.started);
+  });
+
+  it("leaves ceilings out of the ratios", async () => {
+    const result = await runCase(
+      benchCase([fake("ours", "ours").contender, fake("raw client", "ceiling").contender]),
+      quick,
+    );
+    expect(result.ratios).toEqual([]);
+  });
+});
