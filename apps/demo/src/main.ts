@@ -8,8 +8,9 @@
  *
  * Run: `pnpm demo` (from the repository root), or `pnpm demo --callers 50 --seconds 10`.
  */
+import { setMaxListeners } from "node:events";
 import { parseArgs } from "node:util";
-import { acquire, close, getLimiter } from "@ratesync/core";
+import { acquire, close, getLimiter, isRateSyncError, type Slot } from "@ratesync/core";
 import { PartnerApi } from "./partner-api.js";
 import { SecondBySecond } from "./report.js";
 
@@ -38,14 +39,26 @@ console.log(
 console.log("Limits come from apps/demo/rate-sync.toml, loaded on first use.\n");
 report.header();
 
-const end = performance.now() + seconds * 1000;
-const ticker = setInterval(() => report.flush(), 1000);
+// The run ends for everyone at once: callers still waiting for the limiter give up then.
+const stop = AbortSignal.timeout(seconds * 1000);
+// Every waiting caller listens to this one signal: more than Node's default of 10 listeners.
+setMaxListeners(callers + 1, stop);
+let ticks = 0;
+const ticker = setInterval(() => {
+  if (++ticks <= Math.floor(seconds)) report.flush();
+}, 1000);
 
 async function caller(): Promise<void> {
-  while (performance.now() < end) {
+  while (!stop.aborted) {
     // One line does it all: wait for the rate and for a free slot, release when the block ends.
-    await using slot = await acquire("partner_api");
-    if (performance.now() >= end) return;
+    let slot: Slot;
+    try {
+      slot = await acquire("partner_api", { signal: stop });
+    } catch (error) {
+      if (isRateSyncError(error, "ABORTED")) return;
+      throw error;
+    }
+    await using _held = slot;
     report.started(slot.waitedMs, api.inFlight + 1);
     await api.call();
   }

@@ -1,0 +1,102 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { isRateSyncError } from "../errors.js";
+import { createRateSync } from "../rate-sync.js";
+import { FakeClock } from "../testing/fake-clock.js";
+import { MemoryEngine } from "./memory.js";
+import { ENGINE_PACKAGES, registerEngine, resolveEngine } from "./registry.js";
+
+const originalCwd = process.cwd();
+afterEach(() => process.chdir(originalCwd));
+
+describe("engine registry", () => {
+  it("refuses a definition without a name or a factory", () => {
+    for (const bad of [{}, { name: "", create: () => new MemoryEngine() }, { name: "x" }]) {
+      let error: unknown;
+      try {
+        registerEngine(bad as never);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(isRateSyncError(error, "INVALID_ARGUMENT")).toBe(true);
+    }
+  });
+
+  it("lets a custom engine be used by name, from code and from TOML, with its option keys checked", async () => {
+    const created: unknown[] = [];
+    registerEngine<{ flavour?: string }>({
+      name: "test-custom",
+      optionKeys: ["flavour"],
+      create: (options, context) => {
+        created.push({ options, store: context.storeId });
+        return new MemoryEngine({}, context.clock);
+      },
+    });
+    const rs = createRateSync({ clock: new FakeClock(), autoload: false });
+    rs.loadConfigFromString(
+      '[stores.c]\nengine = "test-custom"\nflavour = "mint"\n[limiters.api]\nstore = "c"\nrate_per_second = 1\n',
+    );
+    expect((await rs.tryAcquire("api")).allowed).toBe(true);
+    expect(created).toEqual([{ options: { flavour: "mint" }, store: "c" }]);
+    let error: unknown;
+    try {
+      rs.loadConfigFromString('[stores.d]\nengine = "test-custom"\nflavor = "mint"\n');
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isRateSyncError(error, "CONFIG_INVALID")).toBe(true);
+    expect((error as Error).message).toContain('did you mean "flavour"');
+  });
+
+  it("loads an engine package from the application's directory (pnpm's strict layout)", async () => {
+    // An application directory with its own node_modules, which @ratesync/core cannot see from
+    // where it is installed: the package must be resolved from the application's side.
+    const app = mkdtempSync(join(tmpdir(), "ratesync-app-"));
+    try {
+      const pkg = join(app, "node_modules", "@ratesync", "nats");
+      mkdirSync(pkg, { recursive: true });
+      writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true }));
+      writeFileSync(
+        join(pkg, "package.json"),
+        JSON.stringify({ name: "@ratesync/nats", version: "0.0.0", main: "index.cjs" }),
+      );
+      writeFileSync(
+        join(pkg, "index.cjs"),
+        'exports.engine = { name: "nats", optionKeys: ["url"], create: () => ({ name: "nats", fromApp: true }) };\n',
+      );
+      process.chdir(app);
+      const definition = await resolveEngine("nats", "main");
+      expect(definition.name).toBe("nats");
+      expect(definition.create({}, { storeId: "main", clock: new FakeClock() })).toMatchObject({ fromApp: true });
+    } finally {
+      process.chdir(originalCwd);
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
+  it("says which package to install for a known engine that is missing", async () => {
+    process.chdir(tmpdir());
+    let error: unknown;
+    try {
+      await resolveEngine("postgres", "db");
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isRateSyncError(error, "ENGINE_NOT_INSTALLED")).toBe(true);
+    expect((error as Error).message).toContain(`npm install ${ENGINE_PACKAGES.postgres?.packageName} postgres`);
+    expect((error as Error).message).toContain('Store "db"');
+  });
+
+  it("refuses an engine nobody registered", async () => {
+    let error: unknown;
+    try {
+      await resolveEngine("cassandra", "s");
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isRateSyncError(error, "CONFIG_INVALID")).toBe(true);
+    expect((error as Error).message).toContain("registerEngine");
+  });
+});
