@@ -3,6 +3,7 @@ import { MemoryEngine } from "./engines/memory.js";
 import { isRateSyncError } from "./errors.js";
 import { createRateSync, type RateSync } from "./rate-sync.js";
 import type { Slot } from "./slot.js";
+import { rejectionOf } from "./testing/errors.js";
 import { FakeClock } from "./testing/fake-clock.js";
 import { FlakyEngine } from "./testing/flaky-engine.js";
 
@@ -10,15 +11,6 @@ function setup(clock = new FakeClock()): { clock: FakeClock; rs: RateSync } {
   const rs = createRateSync({ clock, random: () => 0, autoload: false });
   rs.configureStore("mem", { engine: "memory" });
   return { clock, rs };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the promise to reject");
 }
 
 describe("waiting on a token bucket", () => {
@@ -54,7 +46,7 @@ describe("waiting on a token bucket", () => {
     rs.configureLimiter("slow", { store: "mem", ratePerSecond: 1, timeout: 0.5 });
     await rs.acquire("slow");
     const before = clock.now();
-    const error = await rejection(rs.acquire("slow"));
+    const error = await rejectionOf(rs.acquire("slow"));
     expect(isRateSyncError(error, "ACQUIRE_TIMEOUT")).toBe(true);
     expect(clock.now()).toBe(before);
     expect(String((error as Error).message)).toContain("1000 ms");
@@ -85,7 +77,7 @@ describe("waiting on a token bucket", () => {
     const { rs } = setup();
     rs.configureLimiter("api", { store: "mem", ratePerSecond: 1 });
     await rs.acquire("api", { timeout: 0 });
-    expect(isRateSyncError(await rejection(rs.acquire("api", { timeout: 0 })), "ACQUIRE_TIMEOUT")).toBe(true);
+    expect(isRateSyncError(await rejectionOf(rs.acquire("api", { timeout: 0 })), "ACQUIRE_TIMEOUT")).toBe(true);
   });
 });
 
@@ -236,7 +228,7 @@ describe("concurrency", () => {
     rs.configureLimiter("db", { store: "mem", maxConcurrent: 1 });
     const held = await rs.acquire("db");
     const controller = new AbortController();
-    const waiting = rejection(rs.acquire("db", { signal: controller.signal }));
+    const waiting = rejectionOf(rs.acquire("db", { signal: controller.signal }));
     await clock.advance(10);
     controller.abort();
     expect(isRateSyncError(await waiting, "ABORTED")).toBe(true);
@@ -251,7 +243,7 @@ describe("concurrency", () => {
     rs.configureLimiter("api", { store: "mem", ratePerSecond: 1 });
     await rs.acquire("api");
     const controller = new AbortController();
-    const waiting = rejection(rs.acquire("api", { signal: controller.signal }));
+    const waiting = rejectionOf(rs.acquire("api", { signal: controller.signal }));
     await clock.advance(500);
     controller.abort(new Error("user left"));
     const error = await waiting;
@@ -265,7 +257,7 @@ describe("concurrency", () => {
     const { clock, rs } = setup();
     rs.configureLimiter("db", { store: "mem", maxConcurrent: 1, timeout: 2 });
     await rs.acquire("db");
-    const waiting = rejection(rs.acquire("db"));
+    const waiting = rejectionOf(rs.acquire("db"));
     await clock.advance(1999);
     await clock.advance(1);
     expect(isRateSyncError(await waiting, "ACQUIRE_TIMEOUT")).toBe(true);
@@ -317,15 +309,15 @@ describe("store failure", () => {
   it("fail-closed throws STORE_UNAVAILABLE", async () => {
     const { engine, rs } = flaky(true);
     engine.fail("error");
-    const error = await rejection(rs.tryAcquire("api"));
+    const error = await rejectionOf(rs.tryAcquire("api"));
     expect(isRateSyncError(error, "STORE_UNAVAILABLE")).toBe(true);
-    expect(isRateSyncError(await rejection(rs.acquire("api")), "STORE_UNAVAILABLE")).toBe(true);
+    expect(isRateSyncError(await rejectionOf(rs.acquire("api")), "STORE_UNAVAILABLE")).toBe(true);
   });
 
   it("a hanging store settles at the deadline, then recovers by itself", async () => {
     const { clock, engine, rs } = flaky(true);
     engine.fail("hang");
-    const pending = rejection(rs.tryAcquire("api"));
+    const pending = rejectionOf(rs.tryAcquire("api"));
     await clock.advance(50);
     const error = await pending;
     expect(isRateSyncError(error, "STORE_UNAVAILABLE")).toBe(true);
@@ -351,14 +343,14 @@ describe("arguments", () => {
   ])("tryAcquire(%j) fails with %s", async (options, code) => {
     const { rs } = setup();
     rs.configureLimiter("api", { store: "mem", ratePerSecond: 1, burst: 5 });
-    const error = await rejection(rs.tryAcquire("api", options as never));
+    const error = await rejectionOf(rs.tryAcquire("api", options as never));
     expect(isRateSyncError(error, code as never)).toBe(true);
   });
 
   it.each([[-1], [Number.NaN], ["5"]])("acquire with timeout %j fails with INVALID_ARGUMENT", async (timeout) => {
     const { rs } = setup();
     rs.configureLimiter("api", { store: "mem", ratePerSecond: 1 });
-    const error = await rejection(rs.acquire("api", { timeout: timeout as never }));
+    const error = await rejectionOf(rs.acquire("api", { timeout: timeout as never }));
     expect(isRateSyncError(error, "INVALID_ARGUMENT")).toBe(true);
     expect((error as Error).message).toContain(String(timeout));
   });
@@ -375,6 +367,6 @@ describe("arguments", () => {
   it("a cost above the window limit fails at once", async () => {
     const { rs } = setup();
     rs.configureLimiter("w", { store: "mem", algorithm: "fixed_window", limit: 3, windowSeconds: 1 });
-    expect(isRateSyncError(await rejection(rs.acquire("w", { cost: 4 })), "COST_EXCEEDS_CAPACITY")).toBe(true);
+    expect(isRateSyncError(await rejectionOf(rs.acquire("w", { cost: 4 })), "COST_EXCEEDS_CAPACITY")).toBe(true);
   });
 });

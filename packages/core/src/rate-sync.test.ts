@@ -2,33 +2,13 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { isRateSyncError, type RateSyncError } from "./errors.js";
 import { createRateSync } from "./rate-sync.js";
+import { rejectionOf, thrownBy } from "./testing/errors.js";
 import { FakeClock } from "./testing/fake-clock.js";
 
 function registry(env: Record<string, string | undefined> = {}, autoload = false) {
   const clock = new FakeClock();
   return { clock, rs: createRateSync({ clock, random: () => 0, autoload, env }) };
-}
-
-function thrown(run: () => unknown): RateSyncError {
-  try {
-    run();
-  } catch (error) {
-    if (isRateSyncError(error)) return error;
-    throw error;
-  }
-  throw new Error("expected a RateSyncError");
-}
-
-async function rejected(promise: Promise<unknown>): Promise<RateSyncError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isRateSyncError(error)) return error;
-    throw error;
-  }
-  throw new Error("expected a RateSyncError");
 }
 
 function tempConfig(text: string): string {
@@ -41,16 +21,16 @@ function tempConfig(text: string): string {
 describe("configuration", () => {
   it("configureStore rejects an unknown engine and bad options with CONFIG_INVALID", () => {
     const { rs } = registry();
-    expect(thrown(() => rs.configureStore("s", { engine: "memroy" })).message).toContain('"memory"');
-    expect(thrown(() => rs.configureStore("s", { engine: "memory", maxKeys: 0 })).code).toBe("CONFIG_INVALID");
-    expect(thrown(() => rs.configureStore("", { engine: "memory" })).code).toBe("INVALID_ARGUMENT");
+    expect(thrownBy(() => rs.configureStore("s", { engine: "memroy" })).message).toContain('"memory"');
+    expect(thrownBy(() => rs.configureStore("s", { engine: "memory", maxKeys: 0 })).code).toBe("CONFIG_INVALID");
+    expect(thrownBy(() => rs.configureStore("", { engine: "memory" })).code).toBe("INVALID_ARGUMENT");
   });
 
   it("configureStore is idempotent for the same options and refuses different ones", () => {
     const { rs } = registry();
     rs.configureStore("s", { engine: "memory" });
     rs.configureStore("s", { engine: "memory" });
-    expect(thrown(() => rs.configureStore("s", { engine: "memory", maxKeys: 5 })).message).toContain(
+    expect(thrownBy(() => rs.configureStore("s", { engine: "memory", maxKeys: 5 })).message).toContain(
       "already configured",
     );
   });
@@ -58,7 +38,7 @@ describe("configuration", () => {
   it("configureLimiter needs an existing store and names the closest", () => {
     const { rs } = registry();
     rs.configureStore("local", { engine: "memory" });
-    const error = thrown(() => rs.configureLimiter("api", { store: "locl", ratePerSecond: 1 }));
+    const error = thrownBy(() => rs.configureLimiter("api", { store: "locl", ratePerSecond: 1 }));
     expect(error.code).toBe("STORE_NOT_FOUND");
     expect(error.message).toContain('Did you mean "local"');
   });
@@ -80,7 +60,7 @@ describe("configuration", () => {
   ])("configureLimiter(%j) fails naming %s", (options, key) => {
     const { rs } = registry();
     rs.configureStore("local", { engine: "memory" });
-    const error = thrown(() => rs.configureLimiter("api", { store: "local", ...(options as object) } as never));
+    const error = thrownBy(() => rs.configureLimiter("api", { store: "local", ...(options as object) } as never));
     expect(error.code).toBe("CONFIG_INVALID");
     expect(error.message).toContain(key);
   });
@@ -109,7 +89,7 @@ timeout = 30.0
     const file = tempConfig('[stores.m]\nengine = "memory"\n[limiters.x]\nstore = "m"\nmax_concurrent = 2\n');
     expect((await rs.loadConfig(file)).limiters).toEqual(["x"]);
     expect(rs.getLimiter("x").config.maxConcurrent).toBe(2);
-    const missing = await rejected(rs.loadConfig(join(tmpdir(), "nope", "rate-sync.toml")));
+    const missing = await rejectionOf(rs.loadConfig(join(tmpdir(), "nope", "rate-sync.toml")));
     expect(missing.code).toBe("CONFIG_NOT_FOUND");
   });
 
@@ -125,24 +105,24 @@ timeout = 30.0
       '[stores.m]\nengine = "memory"\n[limiters.api]\nstore = "m"\nrate_per_second = -1\nbrust = 2\n',
     );
     const { rs } = registry({ RATESYNC_CONFIG: file }, true);
-    const error = await rejected(rs.tryAcquire("api"));
+    const error = await rejectionOf(rs.tryAcquire("api"));
     expect(error.code).toBe("CONFIG_INVALID");
     expect(error.message).toContain("rate_per_second");
     expect(error.message).toContain('"burst"');
     // The same error again on the next call, not a confusing "limiter not found".
-    expect((await rejected(rs.acquire("api"))).code).toBe("CONFIG_INVALID");
+    expect((await rejectionOf(rs.acquire("api"))).code).toBe("CONFIG_INVALID");
   });
 
   it("a RATESYNC_CONFIG that points nowhere is CONFIG_NOT_FOUND", async () => {
     const { rs } = registry({ RATESYNC_CONFIG: join(tmpdir(), "missing-dir", "x.toml") }, true);
-    expect((await rejected(rs.tryAcquire("api"))).code).toBe("CONFIG_NOT_FOUND");
+    expect((await rejectionOf(rs.tryAcquire("api"))).code).toBe("CONFIG_NOT_FOUND");
   });
 
   it("getLimiter names the closest configured limiter", () => {
     const { rs } = registry();
     rs.configureStore("m", { engine: "memory" });
     rs.configureLimiter("payments", { store: "m", ratePerSecond: 1 });
-    const error = thrown(() => rs.getLimiter("payment"));
+    const error = thrownBy(() => rs.getLimiter("payment"));
     expect(error.code).toBe("LIMITER_NOT_FOUND");
     expect(error.message).toContain('Did you mean "payments"');
   });
@@ -151,7 +131,7 @@ timeout = 30.0
     const { rs } = registry();
     rs.configureStore("r", { engine: "redis", url: "redis://127.0.0.1:6379" });
     rs.configureLimiter("api", { store: "r", ratePerSecond: 1 });
-    const error = await rejected(rs.tryAcquire("api"));
+    const error = await rejectionOf(rs.tryAcquire("api"));
     expect(error.code).toBe("ENGINE_NOT_INSTALLED");
     expect(error.message).toContain("npm install @ratesync/redis ioredis");
   });
@@ -179,7 +159,7 @@ describe("cloneLimiter", () => {
     rs.configureLimiter("api", { store: "m", ratePerSecond: 1 });
     rs.cloneLimiter("api", "api-window", { algorithm: "fixed_window", limit: 10, windowSeconds: 60 });
     expect(rs.getLimiter("api-window").config.algorithm).toBe("fixed_window");
-    expect(thrown(() => rs.cloneLimiter("nope", "x")).code).toBe("LIMITER_NOT_FOUND");
+    expect(thrownBy(() => rs.cloneLimiter("nope", "x")).code).toBe("LIMITER_NOT_FOUND");
   });
 });
 
@@ -208,13 +188,13 @@ describe("rateLimited", () => {
       async (_tenantId: string, data: number) => data * 2,
     );
     expect(await perTenant("a", 21)).toBe(42);
-    expect((await rejected(perTenant("a", 1))).code).toBe("ACQUIRE_TIMEOUT");
+    expect((await rejectionOf(perTenant("a", 1))).code).toBe("ACQUIRE_TIMEOUT");
     const perUser = rs.rateLimited("per-user", { key: (user: string) => user, timeout: 0 })(
       async (user: string) => user,
     );
     expect(await perUser("u1")).toBe("u1");
     expect(await perUser("u2")).toBe("u2");
-    expect((await rejected(perUser("u1"))).code).toBe("ACQUIRE_TIMEOUT");
+    expect((await rejectionOf(perUser("u1"))).code).toBe("ACQUIRE_TIMEOUT");
   });
 
   it("works as a standard method decorator and keeps `this`", async () => {

@@ -86,6 +86,5 @@ export function tokenBucketExpiresAt(state: TokenBucketState, policy: TokenBucke
  * {@link TIME_EPSILON_MS}) of the times it was computed from.
  */
 export function floorUnits(creditMs: number, intervalMs: number): number {
-  const units = Math.floor((creditMs + TIME_EPSILON_MS) / intervalMs);
-  return units < 0 ? 0 : units;
+  return Math.max(0, Math.floor((creditMs + TIME_EPSILON_MS) / intervalMs));
 }

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { isRateSyncError, type RateSyncError } from "../errors.js";
+import { rejectionOf } from "../testing/errors.js";
 import { builtinEngineKeys } from "./engine-keys.js";
 import type { ConfigIssue } from "./issues.js";
 import { loadConfigFile, readConfigFile, resolveConfigPath } from "./load.js";
@@ -42,16 +42,6 @@ async function inDirectory<T>(cwd: string, body: () => Promise<T>): Promise<T> {
   } finally {
     process.chdir(previous);
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RateSyncError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isRateSyncError(error)) return error;
-    throw error;
-  }
-  throw new Error("expected a RateSyncError");
 }
 
 const options = { engineKeys: builtinEngineKeys, env: {} };
@@ -105,7 +95,7 @@ describe("readConfigFile", () => {
   });
 
   it("turns other failures into CONFIG_INVALID with the cause", async () => {
-    const error = await rejection(readConfigFile(dir));
+    const error = await rejectionOf(readConfigFile(dir));
     expect(error.code).toBe("CONFIG_INVALID");
     expect(error.message).toMatch(
       new RegExp(
@@ -150,7 +140,7 @@ describe("loadConfigFile", () => {
   });
 
   it("throws CONFIG_NOT_FOUND for a missing explicit path", async () => {
-    const error = await inDirectory(dir, () => rejection(loadConfigFile("nope.toml", options)));
+    const error = await inDirectory(dir, () => rejectionOf(loadConfigFile("nope.toml", options)));
     expect(error.code).toBe("CONFIG_NOT_FOUND");
     expect(error.message).toBe(
       `The configuration file nope.toml does not exist (looked for ${join(dir, "nope.toml")}). Create the file or pass the right path.`,
@@ -160,7 +150,7 @@ describe("loadConfigFile", () => {
 
   it("does not repeat an absolute path that is already absolute", async () => {
     const missing = join(dir, "missing.toml");
-    const error = await rejection(loadConfigFile(missing, options));
+    const error = await rejectionOf(loadConfigFile(missing, options));
     expect(error.message).toBe(
       `The configuration file ${missing} does not exist. Create the file or pass the right path.`,
     );
@@ -168,7 +158,7 @@ describe("loadConfigFile", () => {
 
   it("throws CONFIG_NOT_FOUND when RATESYNC_CONFIG names a missing file", async () => {
     const error = await inDirectory(dir, () =>
-      rejection(loadConfigFile(undefined, { ...options, env: { RATESYNC_CONFIG: "gone/limits.toml" } })),
+      rejectionOf(loadConfigFile(undefined, { ...options, env: { RATESYNC_CONFIG: "gone/limits.toml" } })),
     );
     expect(error.code).toBe("CONFIG_NOT_FOUND");
     expect(error.message).toBe(
@@ -189,7 +179,7 @@ describe("loadConfigFile", () => {
 
   it("reports an invalid file with its path", async () => {
     const file = join(dir, "broken.toml");
-    const error = await rejection(loadConfigFile(file, options));
+    const error = await rejectionOf(loadConfigFile(file, options));
     expect(error.code).toBe("CONFIG_INVALID");
     const issues = error.details?.issues as ConfigIssue[];
     expect(issues.map((issue) => [issue.file, issue.key])).toEqual([
@@ -223,12 +213,12 @@ describe("loadConfigFile without a file system", () => {
 
   it("throws CONFIG_NOT_FOUND for an explicit path, pointing at loadConfigFromString", async () => {
     const load = await loadWithoutFileSystem();
-    const error = await rejection(load.loadConfigFile("/etc/limits.toml", options));
+    const error = await rejectionOf(load.loadConfigFile("/etc/limits.toml", options));
     expect(error.code).toBe("CONFIG_NOT_FOUND");
     expect(error.message).toBe(
       "Cannot read the configuration file /etc/limits.toml: this runtime has no file system. Pass the TOML text to loadConfigFromString() instead.",
     );
-    const readError = await rejection(load.readConfigFile("/etc/limits.toml"));
+    const readError = await rejectionOf(load.readConfigFile("/etc/limits.toml"));
     expect(readError.code).toBe("CONFIG_NOT_FOUND");
   });
 });

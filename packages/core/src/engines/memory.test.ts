@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { isRateSyncError } from "../errors.js";
 import type { Policy } from "../policy.js";
+import { thrownBy } from "../testing/errors.js";
 import { FakeClock } from "../testing/fake-clock.js";
 import { MemoryEngine } from "./memory.js";
 
@@ -48,14 +48,9 @@ describe("MemoryEngine", () => {
       call(engine, `live${i}`);
     }
     // Every key is live (its bucket is empty): a new key is a store failure, not an eviction.
-    let error: unknown;
-    try {
-      call(engine, "newcomer");
-    } catch (caught) {
-      error = caught;
-    }
-    expect(isRateSyncError(error, "STORE_ERROR")).toBe(true);
-    expect((error as Error).message).toContain("max_keys");
+    const error = thrownBy(() => call(engine, "newcomer"));
+    expect(error.code).toBe("STORE_ERROR");
+    expect(error.message).toContain("max_keys");
     expect(call(engine, "live7").allowed).toBe(false);
     expect(engine.size).toBe(100);
     // Once they go idle, new keys fit again: a flood of 1,000 keys, each live for 100 ms, one

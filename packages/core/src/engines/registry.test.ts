@@ -2,8 +2,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { isRateSyncError } from "../errors.js";
 import { createRateSync } from "../rate-sync.js";
+import { rejectionOf, thrownBy } from "../testing/errors.js";
 import { FakeClock } from "../testing/fake-clock.js";
 import { MemoryEngine } from "./memory.js";
 import { ENGINE_PACKAGES, registerEngine, resolveEngine } from "./registry.js";
@@ -14,13 +14,7 @@ afterEach(() => process.chdir(originalCwd));
 describe("engine registry", () => {
   it("refuses a definition without a name or a factory", () => {
     for (const bad of [{}, { name: "", create: () => new MemoryEngine() }, { name: "x" }]) {
-      let error: unknown;
-      try {
-        registerEngine(bad as never);
-      } catch (caught) {
-        error = caught;
-      }
-      expect(isRateSyncError(error, "INVALID_ARGUMENT")).toBe(true);
+      expect(thrownBy(() => registerEngine(bad as never)).code).toBe("INVALID_ARGUMENT");
     }
   });
 
@@ -40,14 +34,9 @@ describe("engine registry", () => {
     );
     expect((await rs.tryAcquire("api")).allowed).toBe(true);
     expect(created).toEqual([{ options: { flavour: "mint" }, store: "c" }]);
-    let error: unknown;
-    try {
-      rs.loadConfigFromString('[stores.d]\nengine = "test-custom"\nflavor = "mint"\n');
-    } catch (caught) {
-      error = caught;
-    }
-    expect(isRateSyncError(error, "CONFIG_INVALID")).toBe(true);
-    expect((error as Error).message).toContain('did you mean "flavour"');
+    const error = thrownBy(() => rs.loadConfigFromString('[stores.d]\nengine = "test-custom"\nflavor = "mint"\n'));
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.message).toContain('did you mean "flavour"');
   });
 
   it("loads an engine package from the application's directory (pnpm's strict layout)", async () => {
@@ -78,25 +67,15 @@ describe("engine registry", () => {
 
   it("says which package to install for a known engine that is missing", async () => {
     process.chdir(tmpdir());
-    let error: unknown;
-    try {
-      await resolveEngine("postgres", "db");
-    } catch (caught) {
-      error = caught;
-    }
-    expect(isRateSyncError(error, "ENGINE_NOT_INSTALLED")).toBe(true);
-    expect((error as Error).message).toContain(`npm install ${ENGINE_PACKAGES.postgres?.packageName} postgres`);
-    expect((error as Error).message).toContain('Store "db"');
+    const error = await rejectionOf(resolveEngine("postgres", "db"));
+    expect(error.code).toBe("ENGINE_NOT_INSTALLED");
+    expect(error.message).toContain(`npm install ${ENGINE_PACKAGES.postgres?.packageName} postgres`);
+    expect(error.message).toContain('Store "db"');
   });
 
   it("refuses an engine nobody registered", async () => {
-    let error: unknown;
-    try {
-      await resolveEngine("cassandra", "s");
-    } catch (caught) {
-      error = caught;
-    }
-    expect(isRateSyncError(error, "CONFIG_INVALID")).toBe(true);
-    expect((error as Error).message).toContain("registerEngine");
+    const error = await rejectionOf(resolveEngine("cassandra", "s"));
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.message).toContain("registerEngine");
   });
 });

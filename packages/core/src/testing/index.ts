@@ -5,5 +5,6 @@
  * @packageDocumentation
  */
 
+export { rejectionOf, thrownBy } from "./errors.js";
 export { FakeClock, flushMicrotasks } from "./fake-clock.js";
 export { type FailureMode, FlakyEngine } from "./flaky-engine.js";
