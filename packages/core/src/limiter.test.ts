@@ -73,6 +73,18 @@ describe("waiting on a token bucket", () => {
     expect(slot.waitedMs).toBe(250);
   });
 
+  it("counts one timeout for a waiter whose later prediction passes its deadline", async () => {
+    const { clock, rs } = setup();
+    rs.configureLimiter("api", { store: "mem", ratePerSecond: 10, timeout: 0.15 });
+    await rs.acquire("api");
+    const first = rs.acquire("api");
+    const second = rejectionOf(rs.acquire("api"));
+    await clock.advance(100);
+    await first;
+    expect((await second).code).toBe("ACQUIRE_TIMEOUT");
+    expect(rs.getLimiter("api").metrics().timeouts).toBe(1);
+  });
+
   it("a timeout of 0 never waits", async () => {
     const { rs } = setup();
     rs.configureLimiter("api", { store: "mem", ratePerSecond: 1 });

@@ -147,6 +147,15 @@ export class Limiter implements LeaseOwner {
    * released anywhere (the store's notification), with a bounded fallback poll.
    */
   async acquire(options?: AcquireOptions): Promise<Slot> {
+    try {
+      return await this.#acquire(options);
+    } catch (error) {
+      if (isRateSyncError(error, "ACQUIRE_TIMEOUT")) this.#metrics.timeouts++;
+      throw error;
+    }
+  }
+
+  async #acquire(options: AcquireOptions | undefined): Promise<Slot> {
     const key = this.#checkKey(options?.key);
     const cost = this.#checkCost(options?.cost);
     const signal = options?.signal;
@@ -176,9 +185,6 @@ export class Limiter implements LeaseOwner {
     try {
       await this.#waitTurn(place.turn, start, deadline, signal);
       return await this.#waitAsHead(key, cost, start, deadline, signal, reuseFirst);
-    } catch (error) {
-      if (isRateSyncError(error, "ACQUIRE_TIMEOUT")) this.#metrics.timeouts++;
-      throw error;
     } finally {
       place.leave();
       if (line.size === 0 && this.#lines.get(key) === line) this.#lines.delete(key);
@@ -420,7 +426,6 @@ export class Limiter implements LeaseOwner {
     if (decision.policy.kind === "concurrency") return;
     const now = this.#clock.now();
     if (now + decision.retryAfterMs > deadline + 1e-6) {
-      this.#metrics.timeouts++;
       throw new RateSyncError(
         "ACQUIRE_TIMEOUT",
         `acquire("${this.id}") would have to wait ${Math.ceil(decision.retryAfterMs)} ms, past its timeout of ${(deadline - start) / 1000} s: failing now instead of sleeping until the deadline. Raise the timeout or lower the request rate.`,
