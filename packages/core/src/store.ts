@@ -74,7 +74,11 @@ export class Store {
   async #create(): Promise<Engine> {
     const definition = await resolveEngine(this.engineName, this.id);
     const { engine: _engine, requestTimeoutMs: _timeout, ...engineOptions } = this.options as Record<string, unknown>;
-    return definition.create(engineOptions, { storeId: this.id, clock: this.#clock });
+    return definition.create(engineOptions, {
+      storeId: this.id,
+      clock: this.#clock,
+      requestTimeoutMs: this.requestTimeoutMs,
+    });
   }
 
   /**

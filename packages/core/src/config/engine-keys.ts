@@ -38,6 +38,8 @@ const BUILTIN_ENGINE_RULES: Readonly<Record<BuiltinEngine, Readonly<Record<strin
     key_prefix: stringValue,
     tls: booleanValue,
     connect_timeout_ms: positiveNumber,
+    // Redis Cluster: the seed nodes, as URLs ("redis://host:port"); present means cluster mode.
+    nodes: stringOrStrings,
     // SPEC section 6: "url or client"; a client can only come from TypeScript options.
     client: clientObject,
   },

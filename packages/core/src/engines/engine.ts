@@ -97,6 +97,11 @@ export interface EngineContext {
   readonly storeId: string;
   /** The clock local engines should use (tests inject a fake one). */
   readonly clock: import("../clock.js").Clock;
+  /**
+   * The store's deadline for one call, in ms. The limiter enforces it; a remote engine may also
+   * hand it to its client (a command timeout) so a timed-out request does not linger.
+   */
+  readonly requestTimeoutMs: number;
 }
 
 /**

@@ -58,7 +58,9 @@ describe("engine registry", () => {
       process.chdir(app);
       const definition = await resolveEngine("nats", "main");
       expect(definition.name).toBe("nats");
-      expect(definition.create({}, { storeId: "main", clock: new FakeClock() })).toMatchObject({ fromApp: true });
+      expect(definition.create({}, { storeId: "main", clock: new FakeClock(), requestTimeoutMs: 1000 })).toMatchObject({
+        fromApp: true,
+      });
     } finally {
       process.chdir(originalCwd);
       rmSync(app, { recursive: true, force: true });

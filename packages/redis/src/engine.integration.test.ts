@@ -1,0 +1,72 @@
+import { createRateSync, type RateSync } from "@ratesync/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createRedisEngine } from "./engine.js";
+
+const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const prefix = `ratesync-test-${process.pid}-${Date.now()}:`;
+let rs: RateSync;
+
+beforeAll(async () => {
+  rs = createRateSync({ autoload: false });
+  rs.configureStore("r", { engine: createRedisEngine({ url, keyPrefix: prefix }), requestTimeoutMs: 2000 });
+  rs.configureLimiter("tb", { store: "r", ratePerSecond: 10, burst: 3 });
+  rs.configureLimiter("sw", { store: "r", algorithm: "sliding_window", limit: 3, windowSeconds: 1 });
+  rs.configureLimiter("fw", { store: "r", algorithm: "fixed_window", limit: 3, windowSeconds: 60 });
+  rs.configureLimiter("cc", { store: "r", ratePerSecond: 100, burst: 10, maxConcurrent: 2, leaseSeconds: 2 });
+  await rs.initializeAllLimiters();
+});
+
+afterAll(async () => {
+  await rs.close();
+});
+
+describe("Redis engine smoke", () => {
+  it.each(["tb", "sw", "fw"])("%s admits 3 then refuses", async (id) => {
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push(await rs.tryAcquire(id, { key: "k" }));
+    expect(results.map((d) => d.allowed)).toEqual([true, true, true, false]);
+    expect(results.map((d) => d.remaining)).toEqual([2, 1, 0, 0]);
+    expect(results[3]?.retryAfterMs).toBeGreaterThan(0);
+    expect(results.every((d) => !d.degraded)).toBe(true);
+  });
+
+  it("limits concurrency and wakes a waiter on release", async () => {
+    const a = await rs.acquire("cc", { key: "k" });
+    const b = await rs.acquire("cc", { key: "k" });
+    expect((await rs.getLimiter("cc").state("k")).concurrency).toEqual({ limit: 2, inUse: 2, remaining: 0 });
+    const start = Date.now();
+    setTimeout(() => void a.release(), 50);
+    const c = await rs.acquire("cc", { key: "k", timeout: 5 });
+    expect(Date.now() - start).toBeLessThan(500);
+    await b.release();
+    await c.release();
+    expect((await rs.getLimiter("cc").state("k")).concurrency?.inUse).toBe(0);
+  });
+});
+
+describe("Redis from rate-sync.toml", () => {
+  it('loads @ratesync/redis for engine = "redis", with ${VAR} in the URL', async () => {
+    const toml = createRateSync({ autoload: false, env: { TEST_REDIS_URL: url } });
+    toml.loadConfigFromString(`
+[stores.main]
+engine = "redis"
+url = "\${TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+key_prefix = "${prefix}toml:"
+request_timeout_ms = 2000
+
+[limiters.login]
+store = "main"
+algorithm = "sliding_window"
+limit = 2
+window_seconds = 300
+`);
+    try {
+      const results = [];
+      for (let i = 0; i < 3; i++) results.push((await toml.tryAcquire("login", { key: "alice" })).allowed);
+      expect(results).toEqual([true, true, false]);
+      expect(toml.listStores().main).toEqual({ id: "main", engine: "redis", open: true });
+    } finally {
+      await toml.close();
+    }
+  });
+});

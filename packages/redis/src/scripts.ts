@@ -1,0 +1,257 @@
+/**
+ * The Lua scripts of the Redis engine. Each runs atomically inside Redis, so a decision (read the
+ * state, decide rate and concurrency together, write only when admitting) is one round trip and
+ * cannot interleave with another client's.
+ *
+ * They mirror `@ratesync/core`'s pure algorithms (`algorithms/*.ts`) line for line, in the same
+ * floating-point order, and the engine conformance suite compares every answer with them. Time is
+ * Redis's own (`TIME`), so application clocks never change a decision.
+ *
+ * Numbers cross the Lua boundary as strings formatted with `%.17g`: Redis converts Lua numbers to
+ * integers in replies and to 14 significant digits in arguments, which would lose the
+ * sub-millisecond part of epoch-ms times.
+ */
+
+/**
+ * Shared prelude: the store's clock and the number helpers.
+ * `EPS` is core's `TIME_EPSILON_MS`.
+ */
+const PRELUDE = `
+local EPS = 0.0005
+local function num(x) return string.format('%.17g', x) end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
+local function ttl(expires_at, now)
+  local ms = math.ceil(expires_at - now)
+  if ms < 1 then ms = 1 end
+  return ms
+end
+`;
+
+/**
+ * decide / peek. KEYS: rate state (hash), sliding log (zset), leases (zset).
+ * ARGV: mode (0 decide, 1 peek), kind (0 none, 1 token bucket, 2 sliding, 3 fixed), a (interval
+ * or window ms), b (burst or limit), cost, maxConcurrent (0 = none), leaseMs, leaseId.
+ * Returns: allowed, refusedBy (0 none, 1 rate, 2 concurrency), now, remaining, resetAt,
+ * retryAfterMs, inUse, leaseExpiresAt, all as strings.
+ */
+export const DECIDE = `${PRELUDE}
+local rate_key, log_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
+local mode = tonumber(ARGV[1])
+local kind = tonumber(ARGV[2])
+local a = tonumber(ARGV[3])
+local b = tonumber(ARGV[4])
+local cost = tonumber(ARGV[5])
+local max_concurrent = tonumber(ARGV[6])
+local lease_ms = tonumber(ARGV[7])
+local lease_id = ARGV[8]
+local now = clock()
+
+-- A rate check: allowed, remaining, reset_at, retry_after (mirrors core's RateCheck).
+local function token_bucket(c)
+  local s = redis.call('HMGET', rate_key, 's', 'u')
+  local tat = now
+  if s[1] then tat = tonumber(s[1]) + tonumber(s[2]) * a end
+  local debt = 0
+  if tat > now then debt = tat - now end
+  local capacity = b * a
+  local after = debt + c * a
+  if after > capacity + EPS then
+    return false, math.max(0, math.floor((capacity - debt + EPS) / a)), now + debt, after - capacity
+  end
+  return true, math.max(0, math.floor((capacity - after + EPS) / a)), now + after, 0
+end
+
+local function log_cost(member) return tonumber(string.match(member, ':(%d+)$')) end
+
+local function sliding(c)
+  local horizon = now - a
+  local total = tonumber(redis.call('HGET', rate_key, 't') or '0')
+  local expired = redis.call('ZRANGEBYSCORE', log_key, '-inf', num(horizon))
+  for i = 1, #expired do total = total - log_cost(expired[i]) end
+  local used = total
+  local newest = now
+  local last = redis.call('ZRANGE', log_key, -1, -1, 'WITHSCORES')
+  local live = last[2] and tonumber(last[2]) > horizon
+  if live then newest = tonumber(last[2]) end
+  if used + c <= b then
+    local reset_at = now + a
+    if c <= 0 then
+      if used == 0 then reset_at = now else reset_at = newest + a end
+    end
+    return true, b - used - c, reset_at, 0
+  end
+  -- Walk from the oldest live admission until enough cost has left the window for this call.
+  local must_leave = used + c - b
+  local left = 0
+  local offset = 0
+  local retry_at = nil
+  while retry_at == nil do
+    local chunk = redis.call('ZRANGEBYSCORE', log_key, '(' .. num(horizon), '+inf', 'WITHSCORES', 'LIMIT', offset, 64)
+    if #chunk == 0 then break end
+    for i = 1, #chunk, 2 do
+      left = left + log_cost(chunk[i])
+      if left >= must_leave then
+        retry_at = tonumber(chunk[i + 1]) + a
+        break
+      end
+    end
+    offset = offset + #chunk / 2
+  end
+  local reset_at = now
+  if used ~= 0 then reset_at = newest + a end
+  local wait = math.huge
+  if retry_at then wait = retry_at - now end
+  return false, b - used, reset_at, wait
+end
+
+local function fixed(c)
+  local start = math.floor(now / a) * a
+  local s = redis.call('HMGET', rate_key, 's', 'c')
+  local used = 0
+  if s[1] and tonumber(s[1]) == start then used = tonumber(s[2]) end
+  local window_end = start + a
+  if used + c > b then
+    local reset_at = now
+    if used > 0 then reset_at = window_end end
+    return false, b - used, reset_at, window_end - now
+  end
+  local reset_at = now
+  if used + c > 0 then reset_at = window_end end
+  return true, b - used - c, reset_at, 0
+end
+
+local function check_rate(c)
+  if kind == 1 then return token_bucket(c) end
+  if kind == 2 then return sliding(c) end
+  return fixed(c)
+end
+
+local r_allowed, remaining, reset_at, r_wait = true, 0, now, 0
+if kind ~= 0 then r_allowed, remaining, reset_at, r_wait = check_rate(cost) end
+
+-- Concurrency: live leases are those expiring after now.
+local s_allowed, in_use, s_wait = true, 0, 0
+if max_concurrent > 0 then
+  in_use = redis.call('ZCOUNT', lease_key, '(' .. num(now), '+inf')
+  if in_use >= max_concurrent then
+    s_allowed = false
+    local first = redis.call('ZRANGEBYSCORE', lease_key, '(' .. num(now), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    s_wait = tonumber(first[2]) - now
+  end
+end
+
+-- A rate refusal's wait is exact and wins; the lease bound is reported only when slots alone refuse.
+local wait = 0
+if not r_allowed then wait = r_wait elseif not s_allowed then wait = s_wait end
+
+if mode == 1 then
+  -- Peek: the budget as it stands is what a call of cost 0 sees.
+  local refused_by = 0
+  if not r_allowed then refused_by = 1 elseif not s_allowed then refused_by = 2 end
+  local standing_remaining, standing_reset = 0, now
+  if kind ~= 0 then
+    local _
+    _, standing_remaining, standing_reset = check_rate(0)
+  end
+  local ok = 0
+  if r_allowed and s_allowed then ok = 1 end
+  return { tostring(ok), tostring(refused_by), num(now), num(standing_remaining), num(standing_reset), num(wait), tostring(in_use), '0' }
+end
+
+if not (r_allowed and s_allowed) then
+  -- Refused: nothing is written. Report the rate budget as it stands.
+  local refused_by = 1
+  if r_allowed then
+    refused_by = 2
+    if kind ~= 0 then
+      local _
+      _, remaining, reset_at = check_rate(0)
+    end
+  end
+  return { '0', tostring(refused_by), num(now), num(remaining), num(reset_at), num(wait), tostring(in_use), '0' }
+end
+
+-- Admitted: apply the rate part, then take the slot, and give every key an expiry.
+if kind == 1 then
+  local s = redis.call('HMGET', rate_key, 's', 'u')
+  local since, units = now, cost
+  if s[1] and tonumber(s[1]) + tonumber(s[2]) * a > now then
+    since = tonumber(s[1])
+    units = tonumber(s[2]) + cost
+  end
+  redis.call('HSET', rate_key, 's', num(since), 'u', num(units))
+  redis.call('PEXPIRE', rate_key, ttl(since + units * a, now))
+elseif kind == 2 then
+  if cost > 0 then
+    local horizon = now - a
+    local expired = redis.call('ZRANGEBYSCORE', log_key, '-inf', num(horizon))
+    local total = tonumber(redis.call('HGET', rate_key, 't') or '0')
+    for i = 1, #expired do total = total - log_cost(expired[i]) end
+    if #expired > 0 then redis.call('ZREMRANGEBYSCORE', log_key, '-inf', num(horizon)) end
+    local seq = redis.call('HINCRBY', rate_key, 'n', 1)
+    redis.call('ZADD', log_key, num(now), seq .. ':' .. cost)
+    redis.call('HSET', rate_key, 't', num(total + cost))
+    redis.call('PEXPIRE', rate_key, ttl(now + a, now))
+    redis.call('PEXPIRE', log_key, ttl(now + a, now))
+  end
+elseif kind == 3 then
+  local start = math.floor(now / a) * a
+  local s = redis.call('HMGET', rate_key, 's', 'c')
+  local count = cost
+  if s[1] and tonumber(s[1]) == start then count = tonumber(s[2]) + cost end
+  redis.call('HSET', rate_key, 's', num(start), 'c', num(count))
+  redis.call('PEXPIRE', rate_key, ttl(start + a, now))
+end
+
+local lease_expires_at = 0
+if max_concurrent > 0 then
+  redis.call('ZREMRANGEBYSCORE', lease_key, '-inf', num(now))
+  lease_expires_at = now + lease_ms
+  redis.call('ZADD', lease_key, num(lease_expires_at), lease_id)
+  local latest = redis.call('ZRANGE', lease_key, -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', lease_key, ttl(tonumber(latest[2]), now))
+  in_use = in_use + 1
+end
+return { '1', '0', num(now), num(remaining), num(reset_at), '0', tostring(in_use), num(lease_expires_at) }
+`;
+
+/**
+ * release. KEYS: leases (zset). ARGV: leaseId, channel. Returns 1 when a live lease was removed
+ * (and announces it on the channel), 0 otherwise: an expired lease was already someone else's
+ * slot to take, so removing it frees nothing and wakes nobody.
+ */
+export const RELEASE = `${PRELUDE}
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+if tonumber(score) > clock() then
+  redis.call('PUBLISH', ARGV[2], '1')
+  return 1
+end
+return 0
+`;
+
+/**
+ * renew. KEYS: leases (zset). ARGV: leaseId, leaseMs. Returns the new expiry (string), or false
+ * when the lease is gone or expired (an expired lease is never revived).
+ */
+export const RENEW = `${PRELUDE}
+local now = clock()
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not score or tonumber(score) <= now then return false end
+local expires_at = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', num(expires_at), ARGV[1])
+local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], ttl(tonumber(latest[2]), now))
+return num(expires_at)
+`;
+
+/** reset. KEYS: rate state, sliding log, leases. ARGV: channel. Forgets everything; wakes waiters. */
+export const RESET = `
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('PUBLISH', ARGV[1], '1')
+return 1
+`;
