@@ -17,7 +17,9 @@ const DOCUMENTS = [
   "docs/configuration.md",
   "docs/errors.md",
   "docs/algorithms.md",
+  "docs/engines/redis.md",
   "packages/core/README.md",
+  "packages/redis/README.md",
 ];
 
 // Samples run inside this app so that `@ratesync/core` (and prom-client) resolve as they would in
