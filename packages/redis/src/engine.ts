@@ -12,7 +12,7 @@ import type {
 } from "@ratesync/core";
 import { RateSyncError } from "@ratesync/core";
 import { Cluster, Redis } from "ioredis";
-import { keysFor } from "./keys.js";
+import { keysFor, type RedisKeys } from "./keys.js";
 import { DECIDE, RELEASE, RENEW, RESET } from "./scripts.js";
 
 /** A client the engine can use: a standalone connection or a Cluster. */
@@ -96,6 +96,9 @@ function toDecision(reply: string[]): EngineDecision {
   };
 }
 
+/** Most (limiter, key) encodings kept; see `RedisEngine.#keys`. */
+const KEY_CACHE_SIZE = 10_000;
+
 /** Reconnect quickly (a store outage should end for the limiter soon after it ends for Redis). */
 function retryStrategy(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 5), 1000);
@@ -140,6 +143,8 @@ export class RedisEngine implements Engine {
   #ready: Promise<void> | undefined;
   #subscriber: RedisClient | undefined;
   readonly #listeners = new Map<string, Set<() => void>>();
+  readonly #keyCache = new Map<string, Map<string, RedisKeys>>();
+  #cachedKeys = 0;
   #closed = false;
 
   constructor(options: RedisEngineOptions = {}, context?: Pick<EngineContext, "requestTimeoutMs">) {
@@ -157,10 +162,10 @@ export class RedisEngine implements Engine {
   }
 
   async decide(request: DecideRequest): Promise<EngineDecision> {
-    const keys = keysFor(this.#prefix, request.limiter, request.key);
+    const keys = this.#keys(request.limiter, request.key);
     const [kind, a, b] = rateArgs(request.policy);
     const concurrency = request.policy.concurrency;
-    const client = await this.#scripted();
+    const client = this.#readyClient() ?? (await this.#scripted());
     const reply = await client.ratesyncDecide(
       keys.rate,
       keys.log,
@@ -178,10 +183,10 @@ export class RedisEngine implements Engine {
   }
 
   async peek(request: PeekRequest): Promise<EngineDecision> {
-    const keys = keysFor(this.#prefix, request.limiter, request.key);
+    const keys = this.#keys(request.limiter, request.key);
     const [kind, a, b] = rateArgs(request.policy);
     const concurrency = request.policy.concurrency;
-    const client = await this.#scripted();
+    const client = this.#readyClient() ?? (await this.#scripted());
     const reply = await client.ratesyncDecide(
       keys.rate,
       keys.log,
@@ -199,21 +204,21 @@ export class RedisEngine implements Engine {
   }
 
   async release(request: LeaseRequest): Promise<boolean> {
-    const keys = keysFor(this.#prefix, request.limiter, request.key);
-    const client = await this.#scripted();
+    const keys = this.#keys(request.limiter, request.key);
+    const client = this.#readyClient() ?? (await this.#scripted());
     return (await client.ratesyncRelease(keys.leases, request.leaseId, keys.channel)) === 1;
   }
 
   async renew(request: RenewRequest): Promise<number | undefined> {
-    const keys = keysFor(this.#prefix, request.limiter, request.key);
-    const client = await this.#scripted();
+    const keys = this.#keys(request.limiter, request.key);
+    const client = this.#readyClient() ?? (await this.#scripted());
     const reply = await client.ratesyncRenew(keys.leases, request.leaseId, String(request.leaseMs));
     return reply === null ? undefined : parseNumber(reply);
   }
 
   async reset(target: EngineTarget): Promise<void> {
-    const keys = keysFor(this.#prefix, target.limiter, target.key);
-    const client = await this.#scripted();
+    const keys = this.#keys(target.limiter, target.key);
+    const client = this.#readyClient() ?? (await this.#scripted());
     await client.ratesyncReset(keys.rate, keys.log, keys.leases, keys.channel);
   }
 
@@ -222,7 +227,7 @@ export class RedisEngine implements Engine {
    * engine, one channel per key with listeners, unsubscribed when the last listener leaves.
    */
   onRelease(target: EngineTarget, listener: () => void): () => void {
-    const channel = keysFor(this.#prefix, target.limiter, target.key).channel;
+    const channel = this.#keys(target.limiter, target.key).channel;
     let listeners = this.#listeners.get(channel);
     if (listeners === undefined) {
       listeners = new Set();
@@ -243,7 +248,7 @@ export class RedisEngine implements Engine {
 
   /** Connects and checks that Redis answers. */
   async init(): Promise<void> {
-    const client = await this.#scripted();
+    const client = this.#readyClient() ?? (await this.#scripted());
     await client.ping();
   }
 
@@ -261,6 +266,39 @@ export class RedisEngine implements Engine {
       closing.push(shutDown(client, true));
     }
     await Promise.all(closing);
+  }
+
+  /**
+   * The keys of (limiter, key), from a small cache: encoding them (base64, maybe a SHA-256) costs
+   * more than a Map lookup, and hot keys are asked for again and again. Cleared when it grows past
+   * {@link KEY_CACHE_SIZE}, so a flood of distinct keys cannot grow it without bound.
+   */
+  #keys(limiter: string, key: string): RedisKeys {
+    let byKey = this.#keyCache.get(limiter);
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#keyCache.set(limiter, byKey);
+    }
+    let keys = byKey.get(key);
+    if (keys === undefined) {
+      if (++this.#cachedKeys > KEY_CACHE_SIZE) {
+        this.#keyCache.clear();
+        this.#cachedKeys = 1;
+        byKey = new Map();
+        this.#keyCache.set(limiter, byKey);
+      }
+      keys = keysFor(this.#prefix, limiter, key);
+      byKey.set(key, keys);
+    }
+    return keys;
+  }
+
+  /** The client when it is connected now: the common case, answered without an await. */
+  #readyClient(): (RedisClient & ScriptedClient) | undefined {
+    const client = this.#client;
+    return client !== undefined && client.status === "ready" && !this.#closed
+      ? (client as RedisClient & ScriptedClient)
+      : undefined;
   }
 
   /** The client, once it has connected for the first time (later outages fail fast instead). */
