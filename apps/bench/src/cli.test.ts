@@ -2,14 +2,15 @@ import { describe, expect, it } from "vitest";
 import { parseOptions, UsageError } from "./cli.js";
 
 describe("parseOptions", () => {
-  it("defaults to every suite, 5 rounds of 1 s and the token bucket", () => {
+  it("defaults to every suite, each suite's rounds of 1 s, the token bucket and a local Redis", () => {
     expect(parseOptions([], {})).toEqual({
       suites: undefined,
       cases: undefined,
-      rounds: 5,
+      rounds: undefined,
       seconds: 1,
       warmupSeconds: 0.5,
       algorithm: "token_bucket",
+      redisUrl: "redis://127.0.0.1:6379",
       json: undefined,
       quick: false,
       help: false,
@@ -19,6 +20,14 @@ describe("parseOptions", () => {
   it("shortens the defaults with --quick but keeps values given explicitly", () => {
     const options = parseOptions(["--quick", "--rounds", "7"], {});
     expect(options).toMatchObject({ quick: true, rounds: 7, seconds: 0.25, warmupSeconds: 0.2 });
+    expect(parseOptions(["--quick"], {}).rounds).toBeUndefined();
+  });
+
+  it("takes the Redis URL from --redis-url, then BENCH_REDIS_URL, then REDIS_URL", () => {
+    const env = { BENCH_REDIS_URL: "redis://bench-a.test:6379", REDIS_URL: "redis://bench-b.test:6379" };
+    expect(parseOptions(["--redis-url", "redis://127.0.0.1:6380"], env).redisUrl).toBe("redis://127.0.0.1:6380");
+    expect(parseOptions([], env).redisUrl).toBe("redis://bench-a.test:6379");
+    expect(parseOptions([], { REDIS_URL: "redis://bench-b.test:6379" }).redisUrl).toBe("redis://bench-b.test:6379");
   });
 
   it("ignores the -- that pnpm passes through", () => {

@@ -12,14 +12,19 @@ export interface BenchOptions {
   readonly suites: readonly string[] | undefined;
   /** Only the cases whose name contains one of these (case-insensitive); `undefined` runs all. */
   readonly cases: readonly string[] | undefined;
-  /** Timed rounds per contender and case. @default 5 (3 with `--quick`) */
-  readonly rounds: number;
+  /**
+   * Timed rounds per contender and case; `undefined` lets each suite choose (memory 5, redis 3;
+   * with `--quick`, 3 and 2).
+   */
+  readonly rounds: number | undefined;
   /** Length of one timed round, in seconds. @default 1 (0.25 with `--quick`) */
   readonly seconds: number;
   /** Untimed warm-up per contender and case, in seconds (lets the JIT settle). @default 0.5 (0.2 with `--quick`) */
   readonly warmupSeconds: number;
   /** The algorithm ratesync limiters use. @default "token_bucket" (the library's default) */
   readonly algorithm: BenchAlgorithm;
+  /** The Redis server of the redis suite. @default "redis://127.0.0.1:6379" */
+  readonly redisUrl: string;
   /** Where to write the results as JSON; `undefined` writes no file. */
   readonly json: string | undefined;
   /** Whether `--quick` (or `BENCH_QUICK=1`) asked for the short run. */
@@ -33,14 +38,16 @@ export const USAGE = `Usage: pnpm bench [-- options]
 
 Options (each also read from the environment variable in brackets):
   --suite <names>      suites to run, comma-separated or repeated (default: all)   [BENCH_SUITE]
-                       available: memory
+                       available: memory, redis
   --case <text>        only cases whose name contains the text, repeatable         [BENCH_CASE]
-  --rounds <n>         timed rounds per contender (default 5, quick 3)             [BENCH_ROUNDS]
+  --rounds <n>         timed rounds per contender                                  [BENCH_ROUNDS]
+                       (default: memory 5, redis 3; quick: memory 3, redis 2)
   --seconds <s>        length of one round in seconds (default 1, quick 0.25)      [BENCH_SECONDS]
   --warmup <s>         untimed warm-up per contender (default 0.5, quick 0.2)      [BENCH_WARMUP]
   --algorithm <name>   ratesync algorithm: token_bucket (default) or fixed_window  [BENCH_ALGORITHM]
+  --redis-url <url>    Redis of the redis suite (default redis://127.0.0.1:6379)   [BENCH_REDIS_URL]
   --json <path>        also write the results as JSON to this file                 [BENCH_JSON]
-  --quick              a short run (about 10 s) to check that everything works     [BENCH_QUICK=1]
+  --quick              a short run to check that everything works                  [BENCH_QUICK=1]
   --help               this text
 `;
 
@@ -49,7 +56,12 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
-function positive(name: string, raw: string | undefined, fallback: number, integer: boolean): number {
+function positive<F extends number | undefined>(
+  name: string,
+  raw: string | undefined,
+  fallback: F,
+  integer: boolean,
+): number | F {
   if (raw === undefined) return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
@@ -97,13 +109,16 @@ export function parseOptions(
     throw new UsageError(`--algorithm must be one of ${BENCH_ALGORITHMS.join(", ")}, got "${algorithm}".`);
   }
   const json = flags.json ?? env.BENCH_JSON;
+  const redisUrl = flags["redis-url"] ?? env.BENCH_REDIS_URL ?? env.REDIS_URL ?? "";
   return {
     suites: list(flags.suite, env.BENCH_SUITE),
     cases: list(flags.case, env.BENCH_CASE)?.map((text) => text.toLowerCase()),
-    rounds: positive("--rounds", flags.rounds ?? env.BENCH_ROUNDS, quick ? 3 : 5, true),
+    // Left undefined: the suite's own default (a network suite runs fewer rounds than memory).
+    rounds: positive("--rounds", flags.rounds ?? env.BENCH_ROUNDS, undefined, true),
     seconds: positive("--seconds", flags.seconds ?? env.BENCH_SECONDS, quick ? 0.25 : 1, false),
     warmupSeconds: positive("--warmup", flags.warmup ?? env.BENCH_WARMUP, quick ? 0.2 : 0.5, false),
     algorithm,
+    redisUrl: redisUrl === "" ? "redis://127.0.0.1:6379" : redisUrl,
     json: json === undefined || json === "" ? undefined : json,
     quick,
     help: flags.help === true,
@@ -122,6 +137,7 @@ function parseFlags(args: string[]) {
       seconds: { type: "string" },
       warmup: { type: "string" },
       algorithm: { type: "string" },
+      "redis-url": { type: "string" },
       json: { type: "string" },
       quick: { type: "boolean" },
       help: { type: "boolean", short: "h" },

@@ -42,7 +42,7 @@ describe("runCase", () => {
     const ours = fake("ours", "ours");
     const peer = fake("peer", "peer", { delayMs: 1 });
     const result = await runCase(
-      benchCase([ours.contender, peer.contender], { target: { peer: "peer", minRatio: 2 } }),
+      benchCase([ours.contender, peer.contender], { targets: [{ against: "peer", minRatio: 2 }] }),
       quick,
     );
     expect(ours.stats.started).toBe(1 + quick.rounds);
@@ -52,7 +52,7 @@ describe("runCase", () => {
     expect(a?.roundOpsPerSec).toHaveLength(quick.rounds);
     expect(a?.opsPerSec).toBeGreaterThan(b?.opsPerSec as number);
     const ratio = result.ratios[0];
-    expect(ratio?.peer).toBe("peer");
+    expect(ratio).toMatchObject({ against: "peer", role: "peer", minRatio: 2 });
     expect(ratio?.ratio).toBeCloseTo((a?.opsPerSec as number) / (b?.opsPerSec as number));
     expect(ratio?.met).toBe(true);
     expect(a?.p50Ms).toBeUndefined();
@@ -73,11 +73,26 @@ describe("runCase", () => {
     expect(broken.stats.disposed).toBe(broken.stats.started);
   });
 
-  it("leaves ceilings out of the ratios", async () => {
+  it("divides by ceilings too, marked as ceilings, and checks a target against one", async () => {
     const result = await runCase(
-      benchCase([fake("ours", "ours").contender, fake("raw client", "ceiling").contender]),
+      // Both as slow: one fast contender would size batches that keep the slow one far past a round's end.
+      benchCase(
+        [fake("ours", "ours", { delayMs: 1 }).contender, fake("raw client", "ceiling", { delayMs: 1 }).contender],
+        {
+          targets: [{ against: "raw client", minRatio: 0.5 }],
+        },
+      ),
       quick,
     );
-    expect(result.ratios).toEqual([]);
+    expect(result.ratios).toHaveLength(1);
+    expect(result.ratios[0]).toMatchObject({ against: "raw client", role: "ceiling", minRatio: 0.5, met: true });
+  });
+
+  it("refuses a target that names no peer or ceiling of the case", async () => {
+    const ours = fake("ours", "ours");
+    await expect(
+      runCase(benchCase([ours.contender], { targets: [{ against: "ours", minRatio: 1 }] }), quick),
+    ).rejects.toThrow(/names no peer or ceiling/);
+    expect(ours.stats.started).toBe(0);
   });
 });

@@ -7,8 +7,9 @@ import { LatencyHistogram, median } from "./stats.js";
 
 /**
  * What a contender is in a case. `ours` is ratesync; a `peer` is the library it is compared with
- * (the ratio is ours / peer); a `ceiling` is the raw client with no limiter at all (how fast the
- * store itself answers), reported for context and never part of a ratio.
+ * (the ratio is ours / peer, and above 1 ratesync is faster); a `ceiling` is the raw client with
+ * no limiter at all (one round trip of a trivial command: how fast the store itself answers).
+ * ratesync is never expected to beat a ceiling: ours / ceiling says how close it gets to it.
  */
 export type Role = "ours" | "peer" | "ceiling";
 
@@ -41,11 +42,11 @@ export interface Contender {
   start(): Promise<Round>;
 }
 
-/** A minimum ratio ours / peer that a case aims for. */
+/** A minimum ratio ours / another contender that a case aims for. */
 export interface Target {
-  /** The peer the ratio is taken against. */
-  readonly peer: string;
-  /** The lowest acceptable ops/s ratio ours / peer (1.0 = as fast). */
+  /** The contender (a peer or a ceiling) the ratio is taken against, by name. */
+  readonly against: string;
+  /** The lowest acceptable ops/s ratio ours / that contender (1.0 = as fast). */
   readonly minRatio: number;
 }
 
@@ -69,8 +70,8 @@ export interface BenchCase {
   readonly latency: boolean;
   /** Contenders, ours first by convention. */
   readonly contenders: readonly Contender[];
-  /** The ratio the case aims for, if any. */
-  readonly target?: Target | undefined;
+  /** The ratios the case aims for, if any: at most one per contender. */
+  readonly targets?: readonly Target[] | undefined;
 }
 
 /** A group of cases that share a backend (and its connection). */
@@ -79,7 +80,21 @@ export interface Suite {
   readonly name: string;
   /** Its cases, in the order they run and print. */
   readonly cases: readonly BenchCase[];
-  /** Frees what the suite holds (connections); called once after its last case. */
+  /**
+   * Timed rounds per contender when `--rounds` is not given, for a full and a `--quick` run: a
+   * suite of many network cases takes fewer, so that a full run stays a few minutes long.
+   */
+  readonly defaultRounds: { readonly full: number; readonly quick: number };
+  /** The packages it measures, whose installed versions the report records. */
+  readonly packages: readonly string[];
+  /**
+   * Connects to the backend, once, before the first case that runs (not at all when `--case`
+   * selects none). Resolves to the versions of the servers it talks to, for the report
+   * (`{ "redis-server": "7.2.4" }`); rejects with a {@link SuiteUnavailableError} when the backend
+   * cannot be reached.
+   */
+  open?(): Promise<Readonly<Record<string, string>>>;
+  /** Frees what the suite holds (connections); called once after its last case, even if `open` failed. */
   close?(): Promise<void>;
 }
 
@@ -113,13 +128,15 @@ export interface ContenderResult {
   readonly p99Ms: number | undefined;
 }
 
-/** A ratio ours / peer, and whether it meets the case's target. */
+/** A ratio ours / another contender, and whether it meets the case's target. */
 export interface RatioResult {
-  /** The peer. */
-  readonly peer: string;
-  /** Median ops/s of ours divided by the peer's. */
+  /** The contender ours is divided by. */
+  readonly against: string;
+  /** Its role: a peer (a library to beat) or a ceiling (the raw store, to get close to). */
+  readonly role: Exclude<Role, "ours">;
+  /** Median ops/s of ours divided by that contender's. */
   readonly ratio: number;
-  /** The case's target against this peer, if any. */
+  /** The case's target against this contender, if any. */
   readonly minRatio: number | undefined;
   /** Whether the target is met; `undefined` when there is no target. */
   readonly met: boolean | undefined;
@@ -137,13 +154,21 @@ export interface CaseResult {
   readonly inFlight: number;
   /** Per contender, in the case's order. */
   readonly contenders: readonly ContenderResult[];
-  /** Ours against each peer. */
+  /** Ours against each peer and each ceiling. */
   readonly ratios: readonly RatioResult[];
 }
 
 /** A round whose calls did not get the answers the case expects: the numbers would be meaningless. */
 export class VerificationError extends Error {
   override readonly name = "VerificationError";
+}
+
+/**
+ * A suite whose backend cannot be reached (no server listening, wrong address). `main` skips the
+ * suite with this message, or fails with it when the suite was asked for by name.
+ */
+export class SuiteUnavailableError extends Error {
+  override readonly name = "SuiteUnavailableError";
 }
 
 /**
@@ -260,6 +285,12 @@ export async function runCase(benchCase: BenchCase, settings: RunSettings): Prom
   const progress = settings.progress ?? stderr;
   const { contenders, inFlight } = benchCase;
   const label = `${benchCase.suite} / ${benchCase.name}`;
+  for (const target of benchCase.targets ?? []) {
+    // A misspelt name would silently drop the target from the report.
+    if (!contenders.some((contender) => contender.name === target.against && contender.role !== "ours")) {
+      throw new Error(`${label}: the target against "${target.against}" names no peer or ceiling of the case.`);
+    }
+  }
 
   // Warm-up: JIT the paths, and time a call. One batch size for every contender of the case, so
   // the loop around the calls is the same for all; sized on the fastest.
@@ -305,16 +336,16 @@ export async function runCase(benchCase: BenchCase, settings: RunSettings): Prom
     };
   });
   const ours = results.find((result) => result.role === "ours");
-  const ratios: RatioResult[] =
-    ours === undefined
-      ? []
-      : results
-          .filter((result) => result.role === "peer")
-          .map((peer) => {
-            const ratio = ours.opsPerSec / peer.opsPerSec;
-            const minRatio = benchCase.target?.peer === peer.name ? benchCase.target.minRatio : undefined;
-            return { peer: peer.name, ratio, minRatio, met: minRatio === undefined ? undefined : ratio >= minRatio };
-          });
+  const ratios: RatioResult[] = [];
+  if (ours !== undefined) {
+    for (const other of results) {
+      if (other.role === "ours") continue;
+      const ratio = ours.opsPerSec / other.opsPerSec;
+      const minRatio = benchCase.targets?.find((target) => target.against === other.name)?.minRatio;
+      const met = minRatio === undefined ? undefined : ratio >= minRatio;
+      ratios.push({ against: other.name, role: other.role, ratio, minRatio, met });
+    }
+  }
   return {
     suite: benchCase.suite,
     case: benchCase.name,

@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, platform, release } from "node:os";
 import { dirname } from "node:path";
-import type { CaseResult, RunSettings } from "./harness.js";
+import type { CaseResult } from "./harness.js";
 
 /** The machine and software a run measured, so two result files can be told apart. */
 export interface RunEnvironment {
@@ -21,20 +21,42 @@ export interface RunEnvironment {
   readonly cpu: string;
   /** Logical CPUs. */
   readonly cpus: number;
-  /** Versions of the libraries measured, by package name. */
+  /** Versions of the libraries measured, by package name, and of the servers (`redis-server`). */
   readonly packages: Readonly<Record<string, string>>;
+}
+
+/** A suite that did not run because its backend could not be reached. */
+export interface SkippedSuite {
+  /** The suite. */
+  readonly suite: string;
+  /** Why, and what to do about it. */
+  readonly reason: string;
 }
 
 /** The JSON document written by `--json`. */
 export interface BenchReport {
-  /** Format version of this document. */
-  readonly version: 1;
+  /**
+   * Format version of this document. 2: rounds per suite, ratios against ceilings too (`against`
+   * and `role` instead of `peer`), skipped suites.
+   */
+  readonly version: 2;
   /** Where it ran. */
   readonly environment: RunEnvironment;
   /** How long it measured. */
-  readonly settings: Omit<RunSettings, "progress"> & { readonly algorithm: string };
+  readonly settings: {
+    /** Timed rounds per contender, by suite. */
+    readonly rounds: Readonly<Record<string, number>>;
+    /** Length of one round, in seconds. */
+    readonly seconds: number;
+    /** Untimed warm-up per contender and case, in seconds. */
+    readonly warmupSeconds: number;
+    /** ratesync's algorithm. */
+    readonly algorithm: string;
+  };
   /** One entry per case. */
   readonly results: readonly CaseResult[];
+  /** Suites that could not run. */
+  readonly skipped: readonly SkippedSuite[];
 }
 
 /** Describes this process's machine and runtime. */
@@ -94,14 +116,14 @@ function table(
 
 /**
  * The results as a table: one row per contender and case, with the median ops/s, the spread of
- * the rounds around it, p50/p99 where calls were timed, and on each peer's row the ratio
- * ours / that peer (above 1.00x: ratesync is faster).
+ * the rounds around it, p50/p99 where calls were timed, and on each peer's and ceiling's row the
+ * ratio ours / that contender (above 1.00x: ratesync is faster).
  */
 export function formatResults(results: readonly CaseResult[]): string {
   const rows: string[][] = [];
   for (const result of results) {
     for (const contender of result.contenders) {
-      const ratio = result.ratios.find((entry) => entry.peer === contender.name);
+      const ratio = result.ratios.find((entry) => entry.against === contender.name);
       rows.push([
         `${result.suite} / ${result.case}`,
         contender.name,
@@ -114,7 +136,7 @@ export function formatResults(results: readonly CaseResult[]): string {
       ]);
     }
   }
-  const header = ["case", "contender", "in flight", "ops/s (median)", "rounds vs median", "p50", "p99", "ours/peer"];
+  const header = ["case", "contender", "in flight", "ops/s (median)", "rounds vs median", "p50", "p99", "ours/this"];
   return table(header, rows, new Set([2, 3, 4, 5, 6, 7]));
 }
 
@@ -132,7 +154,7 @@ export function formatTargets(results: readonly CaseResult[]): string {
         : `BELOW TARGET (needs ${(((ratio.minRatio - ratio.ratio) / ratio.ratio) * 100).toFixed(0)}% more ops/s)`;
       rows.push([
         `${result.suite} / ${result.case}`,
-        `ratesync vs ${ratio.peer}`,
+        `ratesync vs ${ratio.against}${ratio.role === "ceiling" ? " (ceiling)" : ""}`,
         `>= ${ratio.minRatio.toFixed(1)}x`,
         formatRatio(ratio.ratio),
         verdict,

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Miniflare } from "miniflare";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -38,10 +39,16 @@ describe("@ratesync/core on the Workers runtime (workerd)", () => {
 
   beforeAll(async () => {
     if (!existsSync(dist)) throw new Error(`${dist} is missing: run \`pnpm build\` before the tests`);
+    // Every ESM file of dist/ (the entry and the chunks it imports), as a bundler would ship them.
+    const chunks = readdirSync(dirname(dist)).filter((file) => file.endsWith(".js"));
     mf = new Miniflare({
       modules: [
         { type: "ESModule", path: "worker.js", contents: worker },
-        { type: "ESModule", path: "index.js", contents: readFileSync(dist, "utf8") },
+        ...chunks.map((file) => ({
+          type: "ESModule" as const,
+          path: file,
+          contents: readFileSync(join(dirname(dist), file), "utf8"),
+        })),
       ],
       compatibilityDate: "2025-09-01",
     });

@@ -2,6 +2,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { registerEngine } from "./engines/registry.js";
+import { RateSyncError } from "./errors.js";
 import { createRateSync } from "./rate-sync.js";
 import { rejectionOf, thrownBy } from "./testing/errors.js";
 import { FakeClock } from "./testing/fake-clock.js";
@@ -127,13 +129,19 @@ timeout = 30.0
     expect(error.message).toContain('Did you mean "payments"');
   });
 
-  it("an engine package that is not installed says what to install", async () => {
+  it("an engine that cannot be loaded fails the call with its error, not a degraded decision", async () => {
     const { rs } = registry();
-    rs.configureStore("r", { engine: "redis", url: "redis://127.0.0.1:6379" });
-    rs.configureLimiter("api", { store: "r", ratePerSecond: 1 });
+    registerEngine({
+      name: "test-broken-package",
+      create: () => {
+        throw new RateSyncError("ENGINE_NOT_INSTALLED", "install @ratesync/broken");
+      },
+    });
+    rs.configureStore("b", { engine: "test-broken-package" });
+    rs.configureLimiter("api", { store: "b", ratePerSecond: 1 });
     const error = await rejectionOf(rs.tryAcquire("api"));
     expect(error.code).toBe("ENGINE_NOT_INSTALLED");
-    expect(error.message).toContain("npm install @ratesync/redis ioredis");
+    expect(error.message).toContain("install @ratesync/broken");
   });
 });
 

@@ -86,7 +86,7 @@ export class Store {
    * untouched; a promise that is still pending at the deadline rejects with `STORE_ERROR`.
    */
   deadline<T>(result: MaybePromise<T>, engine: Engine): MaybePromise<T> {
-    if (!isPromiseLike(result) || engine.remote === false) return result;
+    if (!isPromiseLike(result) || engine.remote === false || engine.enforcesDeadline === true) return result;
     const timeoutMs = this.requestTimeoutMs;
     return new Promise<T>((resolve, reject) => {
       const cancel = this.#clock.schedule(

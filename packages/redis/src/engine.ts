@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type {
   DecideRequest,
   Engine,
@@ -10,10 +11,10 @@ import type {
   Policy,
   RenewRequest,
 } from "@ratesync/core";
-import { RateSyncError } from "@ratesync/core";
+import { DEFAULT_REQUEST_TIMEOUT_MS, RateSyncError } from "@ratesync/core";
 import { Cluster, Redis } from "ioredis";
 import { keysFor, type RedisKeys } from "./keys.js";
-import { DECIDE, RELEASE, RENEW, RESET } from "./scripts.js";
+import { DECIDE, FIXED_WINDOW, RELEASE, RENEW, RESET, TOKEN_BUCKET } from "./scripts.js";
 
 /** A client the engine can use: a standalone connection or a Cluster. */
 export type RedisClient = Redis | Cluster;
@@ -47,53 +48,93 @@ export interface RedisEngineOptions {
   /** How long to wait for a connection, in ms. @default 5000 */
   connectTimeoutMs?: number | undefined;
   /**
+   * Deadline of one call, in ms, given to ioredis as its command timeout. A store configured with
+   * `engine = "redis"` passes its own `request_timeout_ms`; set this when you create the engine
+   * yourself and want the engine (rather than a timer per call in the limiter) to enforce it.
+   */
+  requestTimeoutMs?: number | undefined;
+  /**
    * A client you created (standalone or Cluster). The engine uses it as is and never closes it;
    * give it `enableOfflineQueue: false` so calls fail fast while it reconnects.
    */
   client?: RedisClient | undefined;
 }
 
-/** The Lua commands the engine defines on its client. */
-interface ScriptedClient {
-  ratesyncDecide(...args: (string | number)[]): Promise<string[]>;
-  ratesyncRelease(...args: string[]): Promise<number>;
-  ratesyncRenew(...args: string[]): Promise<string | null>;
-  ratesyncReset(...args: string[]): Promise<number>;
+/** A Lua script, run by its SHA-1 (EVALSHA) and sent whole only when Redis does not know it. */
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+  readonly keys: number;
 }
 
-/** Policy arguments of the decide script: kind, a, b, cost follows; see scripts.ts. */
-function rateArgs(policy: Policy): [kind: number, a: number, b: number] {
+function script(lua: string, keys: number): Script {
+  return { lua, sha: createHash("sha1").update(lua).digest("hex"), keys };
+}
+
+const SCRIPTS = {
+  tokenBucket: script(TOKEN_BUCKET, 1),
+  fixedWindow: script(FIXED_WINDOW, 1),
+  decide: script(DECIDE, 3),
+  release: script(RELEASE, 1),
+  renew: script(RENEW, 1),
+  reset: script(RESET, 5),
+};
+
+/** Whether Redis did not know a script: after `SCRIPT FLUSH`, a restart, or on a new Cluster node. */
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith("NOSCRIPT");
+}
+
+/**
+ * The reply of the token bucket and fixed window scripts: allowed, now (epoch us), remaining,
+ * reset in (us), retry after (us).
+ */
+function simpleDecision(reply: unknown): EngineDecision {
+  const [allowed, nowUs, remaining, resetInUs, retryUs] = reply as number[];
+  const now = (nowUs as number) / 1000;
+  return {
+    allowed: allowed === 1,
+    refusedBy: allowed === 1 ? undefined : "rate",
+    now,
+    remaining: remaining as number,
+    resetAt: now + (resetInUs as number) / 1000,
+    retryAfterMs: (retryUs as number) / 1000,
+    inUse: 0,
+    leaseExpiresAt: 0,
+  };
+}
+
+/**
+ * The reply of the general script: allowed, refusedBy, now (epoch us), remaining, reset in (us),
+ * retry after (us, -1 for never), in use, lease expires in (us).
+ */
+function generalDecision(reply: unknown): EngineDecision {
+  const [allowed, refusedBy, nowUs, remaining, resetInUs, retryUs, inUse, leaseInUs] = reply as number[];
+  const now = (nowUs as number) / 1000;
+  return {
+    allowed: allowed === 1,
+    refusedBy: refusedBy === 1 ? "rate" : refusedBy === 2 ? "concurrency" : undefined,
+    now,
+    remaining: remaining as number,
+    resetAt: now + (resetInUs as number) / 1000,
+    retryAfterMs: (retryUs as number) < 0 ? Number.POSITIVE_INFINITY : (retryUs as number) / 1000,
+    inUse: inUse as number,
+    leaseExpiresAt: leaseInUs === 0 ? 0 : now + (leaseInUs as number) / 1000,
+  };
+}
+
+/** The general script's policy arguments: kind, a, b; and the key of the algorithm's state. */
+function generalArgs(policy: Policy, keys: RedisKeys): [rateKey: string, kind: number, a: number, b: number] {
   const rate = policy.rate;
-  if (rate === undefined) return [0, 0, 0];
+  if (rate === undefined) return [keys.tokenBucket, 0, 0, 0];
   switch (rate.algorithm) {
     case "token_bucket":
-      return [1, rate.intervalMs, rate.burst];
+      return [keys.tokenBucket, 1, rate.intervalMs, rate.burst];
     case "sliding_window":
-      return [2, rate.windowMs, rate.limit];
+      return [keys.slidingWindow, 2, rate.windowMs, rate.limit];
     case "fixed_window":
-      return [3, rate.windowMs, rate.limit];
+      return [keys.fixedWindow, 3, rate.windowMs, rate.limit];
   }
-}
-
-function parseNumber(text: string): number {
-  // Lua prints infinities as "inf"; Number() would read them as NaN.
-  if (text === "inf") return Number.POSITIVE_INFINITY;
-  if (text === "-inf") return Number.NEGATIVE_INFINITY;
-  return Number(text);
-}
-
-function toDecision(reply: string[]): EngineDecision {
-  const refusedBy = reply[1];
-  return {
-    allowed: reply[0] === "1",
-    refusedBy: refusedBy === "1" ? "rate" : refusedBy === "2" ? "concurrency" : undefined,
-    now: parseNumber(reply[2] as string),
-    remaining: parseNumber(reply[3] as string),
-    resetAt: parseNumber(reply[4] as string),
-    retryAfterMs: parseNumber(reply[5] as string),
-    inUse: parseNumber(reply[6] as string),
-    leaseExpiresAt: parseNumber(reply[7] as string),
-  };
 }
 
 /** Most (limiter, key) encodings kept; see `RedisEngine.#keys`. */
@@ -102,6 +143,29 @@ const KEY_CACHE_SIZE = 10_000;
 /** Reconnect quickly (a store outage should end for the limiter soon after it ends for Redis). */
 function retryStrategy(times: number): number {
   return Math.min(50 * 2 ** Math.min(times, 5), 1000);
+}
+
+/**
+ * `promise`, or a `STORE_ERROR` after `ms`: waiting for a connection is bounded by the same
+ * deadline as a command, so every call of the engine settles in time.
+ */
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new RateSyncError("STORE_ERROR", `${what} (waited ${ms} ms).`, { details: { timeoutMs: ms } })),
+      ms,
+    );
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**
@@ -135,6 +199,13 @@ function asList(nodes: string | readonly string[]): string[] {
 export class RedisEngine implements Engine {
   readonly name = "redis";
   readonly remote = true;
+  /**
+   * With a client of its own and a known deadline, the engine bounds every call itself (ioredis'
+   * command timeout, and a bounded wait for the connection), so the limiter needs no timer per
+   * call. Otherwise (a client passed in, no deadline given, or a Cluster, whose client queues
+   * calls while it reconnects) the limiter keeps its own.
+   */
+  readonly enforcesDeadline: boolean;
   readonly #options: RedisEngineOptions;
   readonly #prefix: string;
   readonly #commandTimeoutMs: number;
@@ -150,76 +221,101 @@ export class RedisEngine implements Engine {
   constructor(options: RedisEngineOptions = {}, context?: Pick<EngineContext, "requestTimeoutMs">) {
     this.#options = options;
     this.#prefix = options.keyPrefix ?? "ratesync:";
-    this.#commandTimeoutMs = context?.requestTimeoutMs ?? 1000;
+    const deadline = context?.requestTimeoutMs ?? options.requestTimeoutMs;
+    this.#commandTimeoutMs = deadline ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#ownsClient = options.client === undefined;
-    if (options.client !== undefined) this.#client = this.#withScripts(options.client);
+    this.enforcesDeadline = this.#ownsClient && deadline !== undefined && options.nodes === undefined;
+    if (options.client !== undefined) this.#client = this.#withErrorListener(options.client);
   }
 
   /** The client, created on first use. */
   get client(): RedisClient {
-    if (this.#client === undefined) this.#client = this.#withScripts(this.#createClient());
+    if (this.#client === undefined) this.#client = this.#withErrorListener(this.#createClient());
     return this.#client;
   }
 
-  async decide(request: DecideRequest): Promise<EngineDecision> {
-    const keys = this.#keys(request.limiter, request.key);
-    const [kind, a, b] = rateArgs(request.policy);
-    const concurrency = request.policy.concurrency;
-    const client = this.#readyClient() ?? (await this.#scripted());
-    const reply = await client.ratesyncDecide(
-      keys.rate,
-      keys.log,
-      keys.leases,
-      0,
-      kind,
-      a,
-      b,
-      request.cost,
-      concurrency?.maxConcurrent ?? 0,
-      concurrency?.leaseMs ?? 0,
-      request.leaseId ?? "",
-    );
-    return toDecision(reply);
+  decide(request: DecideRequest): Promise<EngineDecision> {
+    const client = this.#readyClient();
+    // Not connected yet: wait for the first connection (bounded), then run on whatever state the
+    // client is in. After the first connection nothing waits: without an offline queue a call
+    // fails at once while ioredis reconnects.
+    if (client === undefined) return this.#scripted().then((connected) => this.#decide(connected, request));
+    return this.#decide(client, request);
   }
 
-  async peek(request: PeekRequest): Promise<EngineDecision> {
+  #decide(client: RedisClient, request: DecideRequest): Promise<EngineDecision> {
     const keys = this.#keys(request.limiter, request.key);
-    const [kind, a, b] = rateArgs(request.policy);
-    const concurrency = request.policy.concurrency;
-    const client = this.#readyClient() ?? (await this.#scripted());
-    const reply = await client.ratesyncDecide(
-      keys.rate,
-      keys.log,
-      keys.leases,
-      1,
-      kind,
-      a,
-      b,
-      request.cost,
-      concurrency?.maxConcurrent ?? 0,
-      concurrency?.leaseMs ?? 0,
-      "",
-    );
-    return toDecision(reply);
+    const { rate, concurrency } = request.policy;
+    // The common limiters get their own small script: one key, GET and SET.
+    if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
+      return rate.algorithm === "token_bucket"
+        ? this.#run(client, SCRIPTS.tokenBucket, [keys.tokenBucket, rate.intervalMs, rate.burst, request.cost]).then(
+            simpleDecision,
+          )
+        : this.#run(client, SCRIPTS.fixedWindow, [keys.fixedWindow, rate.windowMs, rate.limit, request.cost]).then(
+            simpleDecision,
+          );
+    }
+    return this.#general(client, 0, request, keys, request.leaseId ?? "");
+  }
+
+  peek(request: PeekRequest): Promise<EngineDecision> {
+    const keys = this.#keys(request.limiter, request.key);
+    const client = this.#readyClient();
+    if (client === undefined)
+      return this.#scripted().then((connected) => this.#general(connected, 1, request, keys, ""));
+    return this.#general(client, 1, request, keys, "");
   }
 
   async release(request: LeaseRequest): Promise<boolean> {
     const keys = this.#keys(request.limiter, request.key);
     const client = this.#readyClient() ?? (await this.#scripted());
-    return (await client.ratesyncRelease(keys.leases, request.leaseId, keys.channel)) === 1;
+    return (await this.#run(client, SCRIPTS.release, [keys.leases, request.leaseId, keys.channel])) === 1;
   }
 
   async renew(request: RenewRequest): Promise<number | undefined> {
     const keys = this.#keys(request.limiter, request.key);
     const client = this.#readyClient() ?? (await this.#scripted());
-    const reply = await client.ratesyncRenew(keys.leases, request.leaseId, String(request.leaseMs));
-    return reply === null ? undefined : parseNumber(reply);
+    const reply = await this.#run(client, SCRIPTS.renew, [keys.leases, request.leaseId, String(request.leaseMs)]);
+    return typeof reply === "string" ? Number(reply) : undefined;
   }
 
   async reset(target: EngineTarget): Promise<void> {
     const keys = this.#keys(target.limiter, target.key);
     const client = this.#readyClient() ?? (await this.#scripted());
-    await client.ratesyncReset(keys.rate, keys.log, keys.leases, keys.channel);
+    await this.#run(client, SCRIPTS.reset, [...keys.all, keys.channel]);
+  }
+
+  #general(
+    client: RedisClient,
+    mode: 0 | 1,
+    request: PeekRequest,
+    keys: RedisKeys,
+    leaseId: string,
+  ): Promise<EngineDecision> {
+    const [rateKey, kind, a, b] = generalArgs(request.policy, keys);
+    const concurrency = request.policy.concurrency;
+    return this.#run(client, SCRIPTS.decide, [
+      rateKey,
+      keys.log,
+      keys.leases,
+      mode,
+      kind,
+      a,
+      b,
+      request.cost,
+      concurrency?.maxConcurrent ?? 0,
+      concurrency?.leaseMs ?? 0,
+      leaseId,
+    ]).then(generalDecision);
+  }
+
+  /** EVALSHA, and EVAL once when Redis has lost the script (SCRIPT FLUSH, restart, new node). */
+  #run(client: RedisClient, script: Script, args: (string | number)[]): Promise<unknown> {
+    return client.evalsha(script.sha, script.keys, ...args).catch((error: unknown) => {
+      if (isNoScript(error)) return client.eval(script.lua, script.keys, ...args);
+      throw error;
+    });
   }
 
   /**
@@ -246,9 +342,12 @@ export class RedisEngine implements Engine {
     };
   }
 
-  /** Connects and checks that Redis answers. */
+  /**
+   * Connects and checks that Redis answers, waiting up to `connectTimeoutMs` (a fresh Cluster can
+   * take longer than one call's deadline to discover its slots).
+   */
   async init(): Promise<void> {
-    const client = this.#readyClient() ?? (await this.#scripted());
+    const client = this.#readyClient() ?? (await this.#scripted(this.#options.connectTimeoutMs ?? 5000));
     await client.ping();
   }
 
@@ -294,24 +393,22 @@ export class RedisEngine implements Engine {
   }
 
   /** The client when it is connected now: the common case, answered without an await. */
-  #readyClient(): (RedisClient & ScriptedClient) | undefined {
+  #readyClient(): RedisClient | undefined {
     const client = this.#client;
-    return client !== undefined && client.status === "ready" && !this.#closed
-      ? (client as RedisClient & ScriptedClient)
-      : undefined;
+    return client !== undefined && client.status === "ready" && !this.#closed ? client : undefined;
   }
 
   /** The client, once it has connected for the first time (later outages fail fast instead). */
-  async #scripted(): Promise<RedisClient & ScriptedClient> {
+  async #scripted(waitMs = this.#commandTimeoutMs): Promise<RedisClient> {
     if (this.#closed) {
       throw new RateSyncError("STORE_ERROR", "The Redis engine was closed; configure the store again to use it.");
     }
     const client = this.client;
     if (client.status !== "ready") {
       this.#ready ??= this.#connect(client);
-      await this.#ready;
+      await withTimeout(this.#ready, waitMs, "Redis is not connected");
     }
-    return client as RedisClient & ScriptedClient;
+    return client;
   }
 
   async #connect(client: RedisClient): Promise<void> {
@@ -331,7 +428,7 @@ export class RedisEngine implements Engine {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
-      commandTimeout: this.#commandTimeoutMs,
+      ...(this.enforcesDeadline ? { commandTimeout: this.#commandTimeoutMs } : {}),
       connectTimeout: options.connectTimeoutMs ?? 5000,
       retryStrategy,
       ...(options.username === undefined ? {} : { username: options.username }),
@@ -345,7 +442,9 @@ export class RedisEngine implements Engine {
       });
       return new Cluster(nodes, {
         lazyConnect: true,
-        enableOfflineQueue: false,
+        // ioredis' Cluster checks its own readiness (CLUSTER INFO) through its command queue, so
+        // it needs the offline queue; calls on a Cluster are bounded by the limiter's deadline.
+        enableOfflineQueue: true,
         clusterRetryStrategy: retryStrategy,
         redisOptions: { ...common, lazyConnect: false },
       });
@@ -359,14 +458,7 @@ export class RedisEngine implements Engine {
     return options.url === undefined ? new Redis(standalone) : new Redis(options.url, standalone);
   }
 
-  #withScripts(client: RedisClient): RedisClient {
-    const scripted = client as RedisClient & Partial<ScriptedClient>;
-    if (typeof scripted.ratesyncDecide !== "function") {
-      client.defineCommand("ratesyncDecide", { numberOfKeys: 3, lua: DECIDE });
-      client.defineCommand("ratesyncRelease", { numberOfKeys: 1, lua: RELEASE });
-      client.defineCommand("ratesyncRenew", { numberOfKeys: 1, lua: RENEW });
-      client.defineCommand("ratesyncReset", { numberOfKeys: 3, lua: RESET });
-    }
+  #withErrorListener(client: RedisClient): RedisClient {
     // Errors are reported per call; an unhandled "error" event would crash the process.
     if (client.listenerCount("error") === 0) client.on("error", () => {});
     return client;

@@ -1,22 +1,38 @@
 import { createHash } from "node:crypto";
 
-/** The Redis keys and channel of one (limiter, key). */
+/**
+ * The Redis keys and channel of one (limiter, key). Each algorithm has a key of its own, so a
+ * limiter whose algorithm changes starts afresh instead of reading another algorithm's state.
+ */
 export interface RedisKeys {
-  /** Rate state: a hash (token bucket `s`/`u`, fixed window `s`/`c`, sliding window `t`/`n`). */
-  readonly rate: string;
+  /** Token bucket: a string `"since units"`. */
+  readonly tokenBucket: string;
+  /** Fixed window: a string `"start count"`. */
+  readonly fixedWindow: string;
+  /** Sliding window totals: a hash (`t` cost in the log, `n` sequence). */
+  readonly slidingWindow: string;
   /** Sliding window admissions: a sorted set scored by admission time. */
   readonly log: string;
   /** Concurrency leases: a sorted set of lease ids scored by expiry. */
   readonly leases: string;
   /** Pub/sub channel announcing releases of this key's slots. */
   readonly channel: string;
+  /** Every key above (not the channel), for `reset`. */
+  readonly all: readonly string[];
 }
 
 /** Past this many characters of encoding, the pair is hashed instead (keys stay short). */
 const MAX_ENCODED = 200;
 
+/**
+ * base64url of the text's UTF-8, or for a string with lone surrogates (which UTF-8 cannot carry:
+ * they would all become U+FFFD and collide) "~" and the base64url of its UTF-16 code units. "~" is
+ * outside the base64url alphabet, so the two forms never meet.
+ */
 function base64url(text: string): string {
-  return Buffer.from(text, "utf8").toString("base64url");
+  return text.isWellFormed()
+    ? Buffer.from(text, "utf8").toString("base64url")
+    : `~${Buffer.from(text, "utf16le").toString("base64url")}`;
 }
 
 /**
@@ -37,5 +53,12 @@ export function encodeTarget(limiter: string, key: string): string {
  */
 export function keysFor(prefix: string, limiter: string, key: string): RedisKeys {
   const tag = `${prefix}{${encodeTarget(limiter, key)}}`;
-  return { rate: `${tag}:r`, log: `${tag}:w`, leases: `${tag}:c`, channel: `${tag}:released` };
+  const keys = {
+    tokenBucket: `${tag}:t`,
+    fixedWindow: `${tag}:f`,
+    slidingWindow: `${tag}:s`,
+    log: `${tag}:w`,
+    leases: `${tag}:c`,
+  };
+  return { ...keys, channel: `${tag}:released`, all: Object.values(keys) };
 }

@@ -7,9 +7,15 @@
  * floating-point order, and the engine conformance suite compares every answer with them. Time is
  * Redis's own (`TIME`), so application clocks never change a decision.
  *
- * Numbers cross the Lua boundary as strings formatted with `%.17g`: Redis converts Lua numbers to
- * integers in replies and to 14 significant digits in arguments, which would lose the
- * sub-millisecond part of epoch-ms times.
+ * Replies are integers, which ioredis decodes cheaply: the store's time as epoch microseconds
+ * (exact in a double), and every other time as whole microseconds from it. Redis truncates Lua
+ * numbers in replies, so each value is rounded first (half a microsecond at most, far inside the
+ * conformance tolerance). State written back uses `%.17g`: Redis would otherwise format arguments
+ * with 14 significant digits and lose the sub-millisecond part of epoch-ms times.
+ *
+ * The token bucket and fixed window without a concurrency limit, by far the most common limiters,
+ * get scripts of their own: one string key, one GET and one SET with PX, no Lua function
+ * definitions. Everything else goes through the general script.
  */
 
 /**
@@ -19,11 +25,11 @@
 const PRELUDE = `
 local EPS = 0.0005
 local function num(x) return string.format('%.17g', x) end
-local function clock()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-end
-local function ttl(expires_at, now)
+local function us(x) return math.floor(x * 1000 + 0.5) end
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us / 1000
+local function ttl(expires_at)
   local ms = math.ceil(expires_at - now)
   if ms < 1 then ms = 1 end
   return ms
@@ -31,11 +37,78 @@ end
 `;
 
 /**
- * decide / peek. KEYS: rate state (hash), sliding log (zset), leases (zset).
- * ARGV: mode (0 decide, 1 peek), kind (0 none, 1 token bucket, 2 sliding, 3 fixed), a (interval
- * or window ms), b (burst or limit), cost, maxConcurrent (0 = none), leaseMs, leaseId.
- * Returns: allowed, refusedBy (0 none, 1 rate, 2 concurrency), now, remaining, resetAt,
- * retryAfterMs, inUse, leaseExpiresAt, all as strings.
+ * Token bucket, no concurrency. KEYS: the bucket (a string "since units"). ARGV: interval ms,
+ * burst, cost. Reply: allowed, now (epoch us), remaining, reset in (us), retry after (us).
+ */
+export const TOKEN_BUCKET = `
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us / 1000
+local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local since, units, tat = now, 0, now
+local v = redis.call('GET', KEYS[1])
+if v then
+  local space = string.find(v, ' ', 1, true)
+  since = tonumber(string.sub(v, 1, space - 1))
+  units = tonumber(string.sub(v, space + 1))
+  tat = since + units * a
+end
+local debt = 0
+if tat > now then debt = tat - now end
+local capacity = b * a
+local after = debt + c * a
+if after > capacity + 0.0005 then
+  return { 0, now_us, math.max(0, math.floor((capacity - debt + 0.0005) / a)), math.floor(debt * 1000 + 0.5), math.floor((after - capacity) * 1000 + 0.5) }
+end
+if tat <= now then
+  since = now
+  units = c
+else
+  units = units + c
+end
+local ms = math.ceil(after)
+if ms < 1 then ms = 1 end
+redis.call('SET', KEYS[1], string.format('%.17g %d', since, units), 'PX', ms)
+return { 1, now_us, math.max(0, math.floor((capacity - after + 0.0005) / a)), math.floor(after * 1000 + 0.5), 0 }
+`;
+
+/**
+ * Fixed window, no concurrency. KEYS: the window (a string "start count"). ARGV: window ms,
+ * limit, cost. Reply: as {@link TOKEN_BUCKET}.
+ */
+export const FIXED_WINDOW = `
+local t = redis.call('TIME')
+local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now = now_us / 1000
+local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local start = math.floor(now / a) * a
+local used = 0
+local v = redis.call('GET', KEYS[1])
+if v then
+  local space = string.find(v, ' ', 1, true)
+  if tonumber(string.sub(v, 1, space - 1)) == start then used = tonumber(string.sub(v, space + 1)) end
+end
+local window_end = start + a
+if used + c > b then
+  local reset_in = 0
+  if used > 0 then reset_in = window_end - now end
+  return { 0, now_us, b - used, math.floor(reset_in * 1000 + 0.5), math.floor((window_end - now) * 1000 + 0.5) }
+end
+local ms = math.ceil(window_end - now)
+if ms < 1 then ms = 1 end
+redis.call('SET', KEYS[1], string.format('%.17g %d', start, used + c), 'PX', ms)
+local reset_in = 0
+if used + c > 0 then reset_in = window_end - now end
+return { 1, now_us, b - used - c, math.floor(reset_in * 1000 + 0.5), 0 }
+`;
+
+/**
+ * decide / peek, for every policy. KEYS: rate state (the algorithm's own key: a string for the
+ * token bucket and fixed window, a hash `t`/`n` for the sliding window), sliding log (zset),
+ * leases (zset). ARGV: mode (0 decide, 1 peek), kind (0 none, 1 token bucket, 2 sliding,
+ * 3 fixed), a (interval or window ms), b (burst or limit), cost, maxConcurrent (0 = none),
+ * leaseMs, leaseId. Reply: allowed, refusedBy (0 none, 1 rate, 2 concurrency), now (epoch us),
+ * remaining, reset in (us), retry after (us, -1 for never), in use, lease expires in (us).
  */
 export const DECIDE = `${PRELUDE}
 local rate_key, log_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
@@ -47,13 +120,26 @@ local cost = tonumber(ARGV[5])
 local max_concurrent = tonumber(ARGV[6])
 local lease_ms = tonumber(ARGV[7])
 local lease_id = ARGV[8]
-local now = clock()
+
+-- "x y" strings of the token bucket and fixed window states.
+local function pair(v)
+  local space = string.find(v, ' ', 1, true)
+  return tonumber(string.sub(v, 1, space - 1)), tonumber(string.sub(v, space + 1))
+end
+
+local state = nil
+if kind == 1 or kind == 3 then
+  local v = redis.call('GET', rate_key)
+  if v then
+    local x, y = pair(v)
+    state = { x, y }
+  end
+end
 
 -- A rate check: allowed, remaining, reset_at, retry_after (mirrors core's RateCheck).
 local function token_bucket(c)
-  local s = redis.call('HMGET', rate_key, 's', 'u')
   local tat = now
-  if s[1] then tat = tonumber(s[1]) + tonumber(s[2]) * a end
+  if state then tat = state[1] + state[2] * a end
   local debt = 0
   if tat > now then debt = tat - now end
   local capacity = b * a
@@ -74,8 +160,7 @@ local function sliding(c)
   local used = total
   local newest = now
   local last = redis.call('ZRANGE', log_key, -1, -1, 'WITHSCORES')
-  local live = last[2] and tonumber(last[2]) > horizon
-  if live then newest = tonumber(last[2]) end
+  if last[2] and tonumber(last[2]) > horizon then newest = tonumber(last[2]) end
   if used + c <= b then
     local reset_at = now + a
     if c <= 0 then
@@ -102,16 +187,15 @@ local function sliding(c)
   end
   local reset_at = now
   if used ~= 0 then reset_at = newest + a end
-  local wait = math.huge
+  local wait = -1
   if retry_at then wait = retry_at - now end
   return false, b - used, reset_at, wait
 end
 
 local function fixed(c)
   local start = math.floor(now / a) * a
-  local s = redis.call('HMGET', rate_key, 's', 'c')
   local used = 0
-  if s[1] and tonumber(s[1]) == start then used = tonumber(s[2]) end
+  if state and state[1] == start then used = state[2] end
   local window_end = start + a
   if used + c > b then
     local reset_at = now
@@ -146,6 +230,8 @@ end
 -- A rate refusal's wait is exact and wins; the lease bound is reported only when slots alone refuse.
 local wait = 0
 if not r_allowed then wait = r_wait elseif not s_allowed then wait = s_wait end
+local wait_us = -1
+if wait >= 0 then wait_us = us(wait) end
 
 if mode == 1 then
   -- Peek: the budget as it stands is what a call of cost 0 sees.
@@ -158,7 +244,7 @@ if mode == 1 then
   end
   local ok = 0
   if r_allowed and s_allowed then ok = 1 end
-  return { tostring(ok), tostring(refused_by), num(now), num(standing_remaining), num(standing_reset), num(wait), tostring(in_use), '0' }
+  return { ok, refused_by, now_us, standing_remaining, us(standing_reset - now), wait_us, in_use, 0 }
 end
 
 if not (r_allowed and s_allowed) then
@@ -171,19 +257,17 @@ if not (r_allowed and s_allowed) then
       _, remaining, reset_at = check_rate(0)
     end
   end
-  return { '0', tostring(refused_by), num(now), num(remaining), num(reset_at), num(wait), tostring(in_use), '0' }
+  return { 0, refused_by, now_us, remaining, us(reset_at - now), wait_us, in_use, 0 }
 end
 
 -- Admitted: apply the rate part, then take the slot, and give every key an expiry.
 if kind == 1 then
-  local s = redis.call('HMGET', rate_key, 's', 'u')
   local since, units = now, cost
-  if s[1] and tonumber(s[1]) + tonumber(s[2]) * a > now then
-    since = tonumber(s[1])
-    units = tonumber(s[2]) + cost
+  if state and state[1] + state[2] * a > now then
+    since = state[1]
+    units = state[2] + cost
   end
-  redis.call('HSET', rate_key, 's', num(since), 'u', num(units))
-  redis.call('PEXPIRE', rate_key, ttl(since + units * a, now))
+  redis.call('SET', rate_key, string.format('%.17g %d', since, units), 'PX', ttl(since + units * a))
 elseif kind == 2 then
   if cost > 0 then
     local horizon = now - a
@@ -194,28 +278,26 @@ elseif kind == 2 then
     local seq = redis.call('HINCRBY', rate_key, 'n', 1)
     redis.call('ZADD', log_key, num(now), seq .. ':' .. cost)
     redis.call('HSET', rate_key, 't', num(total + cost))
-    redis.call('PEXPIRE', rate_key, ttl(now + a, now))
-    redis.call('PEXPIRE', log_key, ttl(now + a, now))
+    redis.call('PEXPIRE', rate_key, ttl(now + a))
+    redis.call('PEXPIRE', log_key, ttl(now + a))
   end
 elseif kind == 3 then
   local start = math.floor(now / a) * a
-  local s = redis.call('HMGET', rate_key, 's', 'c')
   local count = cost
-  if s[1] and tonumber(s[1]) == start then count = tonumber(s[2]) + cost end
-  redis.call('HSET', rate_key, 's', num(start), 'c', num(count))
-  redis.call('PEXPIRE', rate_key, ttl(start + a, now))
+  if state and state[1] == start then count = state[2] + cost end
+  redis.call('SET', rate_key, string.format('%.17g %d', start, count), 'PX', ttl(start + a))
 end
 
-local lease_expires_at = 0
+local lease_in = 0
 if max_concurrent > 0 then
   redis.call('ZREMRANGEBYSCORE', lease_key, '-inf', num(now))
-  lease_expires_at = now + lease_ms
-  redis.call('ZADD', lease_key, num(lease_expires_at), lease_id)
+  redis.call('ZADD', lease_key, num(now + lease_ms), lease_id)
   local latest = redis.call('ZRANGE', lease_key, -1, -1, 'WITHSCORES')
-  redis.call('PEXPIRE', lease_key, ttl(tonumber(latest[2]), now))
+  redis.call('PEXPIRE', lease_key, ttl(tonumber(latest[2])))
   in_use = in_use + 1
+  lease_in = us(lease_ms)
 end
-return { '1', '0', num(now), num(remaining), num(reset_at), '0', tostring(in_use), num(lease_expires_at) }
+return { 1, 0, now_us, remaining, us(reset_at - now), 0, in_use, lease_in }
 `;
 
 /**
@@ -227,7 +309,7 @@ export const RELEASE = `${PRELUDE}
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(score) > clock() then
+if tonumber(score) > now then
   redis.call('PUBLISH', ARGV[2], '1')
   return 1
 end
@@ -239,19 +321,18 @@ return 0
  * when the lease is gone or expired (an expired lease is never revived).
  */
 export const RENEW = `${PRELUDE}
-local now = clock()
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) <= now then return false end
 local expires_at = now + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], 'XX', num(expires_at), ARGV[1])
 local latest = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIRE', KEYS[1], ttl(tonumber(latest[2]), now))
+redis.call('PEXPIRE', KEYS[1], ttl(tonumber(latest[2])))
 return num(expires_at)
 `;
 
-/** reset. KEYS: rate state, sliding log, leases. ARGV: channel. Forgets everything; wakes waiters. */
+/** reset. KEYS: every key of the target. ARGV: channel. Forgets everything; wakes waiters. */
 export const RESET = `
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', unpack(KEYS))
 redis.call('PUBLISH', ARGV[1], '1')
 return 1
 `;

@@ -6,10 +6,11 @@
  * everything after the first call refused), the same key strings, a fresh limiter every round,
  * and the same amount of work around the call: await it, look at the outcome, count it.
  */
-import { createRateSync, type LimiterOptions } from "@ratesync/core";
+import { createRateSync } from "@ratesync/core";
 import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import type { BenchAlgorithm } from "../cli.js";
 import { type BenchCase, type Contender, expectCount, type Round, type Suite, VerificationError } from "../harness.js";
+import { ADMIT_ALL, type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
 
 /** Options of {@link createMemorySuite}. */
 export interface MemorySuiteOptions {
@@ -18,9 +19,6 @@ export interface MemorySuiteOptions {
   /** Distinct keys in the many-keys case. @default 100_000 */
   readonly distinctKeys?: number | undefined;
 }
-
-/** What every call of a round must get. */
-type Expectation = "admitted" | "refused";
 
 /** The work of a case, the same for both contenders. */
 interface Load {
@@ -35,57 +33,6 @@ interface Load {
   readonly prime: readonly string[];
   /** Every key a round touches, for the peer's cleanup. */
   readonly keys: readonly string[];
-}
-
-/** The peer's name, as the targets refer to it. */
-const PEER = "rate-limiter-flexible";
-
-/**
- * "Admit everything": more calls than a round can make on one key, in a window longer than a run.
- * A budget that is never exhausted but is really spent (state kept and updated per call), like
- * rate-limiter-flexible's counter with the same numbers. A near-infinite rate would not do: the
- * bucket would be full again before the next call, and ratesync would drop and re-create the key
- * every time, which is not the same work.
- */
-const ADMIT_ALL = 1_000_000_000;
-
-/** One day, in seconds: the window of "one call, then refuse", far longer than a round. */
-const DAY_SECONDS = 86_400;
-
-/**
- * A fixed window long enough that no run crosses a window boundary (windows are aligned on the
- * epoch, so a one-day window would reset at midnight UTC, mid-round, for a nightly run).
- * rate-limiter-flexible cannot be given the same: its expiry is a `setTimeout`, which Node.js
- * fires after 1 ms when asked for more than 24.8 days; its windows start at the first call anyway.
- */
-const FOREVER_SECONDS = 1e10;
-
-function ratesyncPolicy(algorithm: BenchAlgorithm, expect: Expectation): Omit<LimiterOptions, "store"> {
-  if (algorithm === "fixed_window") {
-    return { algorithm, limit: expect === "admitted" ? ADMIT_ALL : 1, windowSeconds: FOREVER_SECONDS };
-  }
-  return expect === "admitted"
-    ? // One unit of cost every second, ADMIT_ALL of them at once: tat moves ahead one second per call.
-      { algorithm, ratePerSecond: 1, burst: ADMIT_ALL }
-    : // One admission per day: after the priming call the bucket stays empty for the whole run.
-      { algorithm, ratePerSecond: 1 / DAY_SECONDS, burst: 1 };
-}
-
-function peerLimiter(expect: Expectation): RateLimiterMemory {
-  return new RateLimiterMemory(
-    expect === "admitted" ? { points: ADMIT_ALL, duration: DAY_SECONDS } : { points: 1, duration: DAY_SECONDS },
-  );
-}
-
-/** Counts of what a round's calls got, checked by `verify`. */
-class Outcomes {
-  admitted = 0;
-  refused = 0;
-
-  verify(calls: number, expect: Expectation, contender: string): void {
-    expectCount(`${contender}: answered calls`, this.admitted + this.refused, calls);
-    expectCount(`${contender}: ${expect} calls`, expect === "admitted" ? this.admitted : this.refused, calls);
-  }
 }
 
 /**
@@ -136,10 +83,10 @@ function ratesync(algorithm: BenchAlgorithm, load: Load): Contender {
 function peer(load: Load): Contender {
   const { expect, keyOf, prime } = load;
   return {
-    name: PEER,
+    name: RLF,
     role: "peer",
     async start(): Promise<Round> {
-      const limiter = peerLimiter(expect);
+      const limiter = new RateLimiterMemory(peerPolicy(expect));
       // Rejects (and so ends the run) if a priming call is refused.
       for (const key of prime) await limiter.consume(key);
       const outcomes = new Outcomes();
@@ -154,7 +101,7 @@ function peer(load: Load): Contender {
           }
         },
         verify(calls) {
-          outcomes.verify(calls, expect, PEER);
+          outcomes.verify(calls, expect, RLF);
         },
         async dispose() {
           // Every key holds an (unref'd) expiry timer for a day; delete() clears it, so timers and
@@ -200,7 +147,7 @@ export function createMemorySuite(options: MemorySuiteOptions = {}): Suite {
       inFlight: 1,
       latency: false,
       contenders: [ratesync(algorithm, hotAdmitted), peer(hotAdmitted)],
-      target: { peer: PEER, minRatio: 1.0 },
+      targets: [{ against: RLF, minRatio: 1.0 }],
     },
     {
       suite: "memory",
@@ -210,7 +157,7 @@ export function createMemorySuite(options: MemorySuiteOptions = {}): Suite {
       inFlight: 1,
       latency: false,
       contenders: [ratesync(algorithm, hotRefused), peer(hotRefused)],
-      target: { peer: PEER, minRatio: 2.0 },
+      targets: [{ against: RLF, minRatio: 2.0 }],
     },
     {
       suite: "memory",
@@ -219,8 +166,13 @@ export function createMemorySuite(options: MemorySuiteOptions = {}): Suite {
       inFlight: 1,
       latency: false,
       contenders: [ratesync(algorithm, manyKeys), peer(manyKeys)],
-      target: { peer: PEER, minRatio: 1.0 },
+      targets: [{ against: RLF, minRatio: 1.0 }],
     },
   ];
-  return { name: "memory", cases };
+  return {
+    name: "memory",
+    cases,
+    defaultRounds: { full: 5, quick: 3 },
+    packages: ["@ratesync/core", RLF],
+  };
 }

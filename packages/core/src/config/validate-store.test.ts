@@ -42,7 +42,19 @@ describe("BUILTIN_ENGINE_KEYS", () => {
   it("lists each built-in engine's option keys in TOML spelling", () => {
     expect(BUILTIN_ENGINE_KEYS).toEqual({
       memory: ["max_keys"],
-      redis: ["url", "host", "port", "db", "username", "password", "key_prefix", "tls", "connect_timeout_ms", "client"],
+      redis: [
+        "url",
+        "host",
+        "port",
+        "db",
+        "username",
+        "password",
+        "key_prefix",
+        "tls",
+        "connect_timeout_ms",
+        "nodes",
+        "client",
+      ],
       nats: ["url", "servers", "bucket", "auto_create", "token", "user", "password", "creds_file", "connection"],
       postgres: ["url", "schema", "table", "auto_create", "pool_size", "unlogged", "client"],
     });

@@ -5,8 +5,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { createRateSync } from "../rate-sync.js";
 import { rejectionOf, thrownBy } from "../testing/errors.js";
 import { FakeClock } from "../testing/fake-clock.js";
+import type { EngineDefinition } from "./engine.js";
 import { MemoryEngine } from "./memory.js";
-import { ENGINE_PACKAGES, registerEngine, resolveEngine } from "./registry.js";
+import { ENGINE_PACKAGES, importEnginePackage, registerEngine, resolveEngine } from "./registry.js";
 
 const originalCwd = process.cwd();
 afterEach(() => process.chdir(originalCwd));
@@ -39,28 +40,29 @@ describe("engine registry", () => {
     expect(error.message).toContain('did you mean "flavour"');
   });
 
-  it("loads an engine package from the application's directory (pnpm's strict layout)", async () => {
+  it("imports a package from the application's directory (pnpm's strict layout)", async () => {
     // An application directory with its own node_modules, which @ratesync/core cannot see from
     // where it is installed: the package must be resolved from the application's side.
     const app = mkdtempSync(join(tmpdir(), "ratesync-app-"));
     try {
-      const pkg = join(app, "node_modules", "@ratesync", "nats");
+      const pkg = join(app, "node_modules", "@ratesync-test", "app-only-engine");
       mkdirSync(pkg, { recursive: true });
       writeFileSync(join(app, "package.json"), JSON.stringify({ name: "app", private: true }));
       writeFileSync(
         join(pkg, "package.json"),
-        JSON.stringify({ name: "@ratesync/nats", version: "0.0.0", main: "index.cjs" }),
+        JSON.stringify({ name: "@ratesync-test/app-only-engine", version: "0.0.0", main: "index.cjs" }),
       );
       writeFileSync(
         join(pkg, "index.cjs"),
-        'exports.engine = { name: "nats", optionKeys: ["url"], create: () => ({ name: "nats", fromApp: true }) };\n',
+        'exports.engine = { name: "app-only", create: () => ({ name: "app-only", fromApp: true }) };\n',
       );
       process.chdir(app);
-      const definition = await resolveEngine("nats", "main");
-      expect(definition.name).toBe("nats");
-      expect(definition.create({}, { storeId: "main", clock: new FakeClock(), requestTimeoutMs: 1000 })).toMatchObject({
-        fromApp: true,
-      });
+      const loaded = (await importEnginePackage("@ratesync-test/app-only-engine")) as { engine: EngineDefinition };
+      expect(loaded.engine.name).toBe("app-only");
+      expect(
+        loaded.engine.create({}, { storeId: "main", clock: new FakeClock(), requestTimeoutMs: 1000 }),
+      ).toMatchObject({ fromApp: true });
+      expect(await importEnginePackage("@ratesync-test/not-installed-anywhere")).toBeUndefined();
     } finally {
       process.chdir(originalCwd);
       rmSync(app, { recursive: true, force: true });
@@ -68,8 +70,7 @@ describe("engine registry", () => {
   });
 
   it("says which package to install for a known engine that is missing", async () => {
-    process.chdir(tmpdir());
-    const error = await rejectionOf(resolveEngine("postgres", "db"));
+    const error = await rejectionOf(resolveEngine("postgres", "db", async () => undefined));
     expect(error.code).toBe("ENGINE_NOT_INSTALLED");
     expect(error.message).toContain(`npm install ${ENGINE_PACKAGES.postgres?.packageName} postgres`);
     expect(error.message).toContain('Store "db"');

@@ -74,11 +74,11 @@ function isModuleNotFound(error: unknown): boolean {
 }
 
 /**
- * Imports an engine package. First as a plain import (resolved from `@ratesync/core`'s own place,
+ * Imports an engine package, or resolves `undefined` when it is not installed. First as a plain import (resolved from `@ratesync/core`'s own place,
  * which works with npm's flat `node_modules`); then resolved from the application's directory,
  * which is where pnpm's strict layout puts the packages the application depends on.
  */
-async function importEnginePackage(packageName: string): Promise<unknown> {
+export async function importEnginePackage(packageName: string): Promise<unknown> {
   try {
     return await importModule(packageName);
   } catch (error) {
@@ -99,8 +99,13 @@ async function importEnginePackage(packageName: string): Promise<unknown> {
 /**
  * The definition of the engine `name`: a registered one, or the engine package loaded on first
  * use. Throws `ENGINE_NOT_INSTALLED` naming the package to install.
+ * @param load how a package is imported (tests pass their own)
  */
-export async function resolveEngine(name: string, storeId: string): Promise<EngineDefinition> {
+export async function resolveEngine(
+  name: string,
+  storeId: string,
+  load: (packageName: string) => Promise<unknown> = importEnginePackage,
+): Promise<EngineDefinition> {
   const registered = definitions.get(name);
   if (registered !== undefined) return registered;
   const known = ENGINE_PACKAGES[name];
@@ -110,7 +115,7 @@ export async function resolveEngine(name: string, storeId: string): Promise<Engi
       `Store "${storeId}" uses engine "${name}", which is not registered. Known engines: ${knownEngineNames().join(", ")}. Register custom engines with registerEngine() before using them.`,
     );
   }
-  const loaded = (await importEnginePackage(known.packageName)) as { engine?: EngineDefinition } | undefined;
+  const loaded = (await load(known.packageName)) as { engine?: EngineDefinition } | undefined;
   if (loaded === undefined) {
     throw new RateSyncError(
       "ENGINE_NOT_INSTALLED",

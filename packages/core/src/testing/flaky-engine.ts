@@ -33,6 +33,8 @@ export class FlakyEngine implements Engine {
 
   constructor(inner: Engine) {
     this.inner = inner;
+    const subscribe = inner.onRelease?.bind(inner);
+    this.onRelease = subscribe === undefined ? undefined : (target, listener) => subscribe(target, listener);
   }
 
   /** Starts failing in the given way. */
@@ -76,9 +78,8 @@ export class FlakyEngine implements Engine {
     return this.#call(() => this.inner.reset(target));
   }
 
-  onRelease(target: EngineTarget, listener: () => void): () => void {
-    return this.inner.onRelease?.(target, listener) ?? (() => {});
-  }
+  /** The inner engine's release notifications; absent when it has none, as on the inner engine. */
+  readonly onRelease: ((target: EngineTarget, listener: () => void) => () => void) | undefined;
 
   close(): Promise<void> {
     return this.inner.close();

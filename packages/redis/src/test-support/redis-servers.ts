@@ -58,6 +58,8 @@ export class RedisServer {
   /** Starts the server and waits until it answers. */
   async start(): Promise<void> {
     if (this.#process !== undefined) return;
+    // A server left on this port by an interrupted earlier run would answer in place of ours.
+    await run("pkill", ["-f", `redis-server 127.0.0.1:${this.port}`]).catch(() => {});
     this.#process = spawn("redis-server", this.#args, { stdio: "ignore" });
     this.#process.once("exit", () => {
       this.#process = undefined;
