@@ -284,22 +284,44 @@ export class Limiter implements LeaseOwner {
 
   // --- internals ---
 
-  /** One decision from the store, with the failure policy applied. */
-  async #attempt(key: string, cost: number): Promise<Decision> {
-    const engine = this.#store.engine ?? (await this.#store.open());
-    if (engine.remote === false) return this.#decideNow(engine, key, cost);
+  /**
+   * One decision from the store, with the failure policy applied. A plain promise chain rather
+   * than an async function: this is the hot path of every remote decision.
+   */
+  #attempt(key: string, cost: number): Promise<Decision> {
+    const engine = this.#store.engine;
+    if (engine === undefined) return this.#store.open().then(() => this.#attempt(key, cost));
+    if (engine.remote === false) {
+      try {
+        return Promise.resolve(this.#decideNow(engine, key, cost));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const leaseId = this.#slotPolicy === undefined ? undefined : crypto.randomUUID();
-    let pending: EngineDecision | Promise<EngineDecision> | undefined;
-    let raw: EngineDecision;
+    let pending: EngineDecision | Promise<EngineDecision>;
     try {
       // Inside the try: an engine may also fail synchronously.
       pending = engine.decide({ limiter: this.id, key, policy: this.config.policy, cost, leaseId });
-      raw = await this.#store.deadline(pending, engine);
     } catch (error) {
-      if (leaseId !== undefined && pending !== undefined) this.#releaseIfLate(pending, engine, key, leaseId);
-      return this.#degrade(error, key);
+      return this.#degradeAsync(error, key);
     }
-    return this.#admit(raw, key, leaseId);
+    return Promise.resolve(this.#store.deadline(pending, engine)).then(
+      (raw) => this.#admit(raw, key, leaseId),
+      (error: unknown) => {
+        if (leaseId !== undefined) this.#releaseIfLate(pending, engine, key, leaseId);
+        return this.#degrade(error, key);
+      },
+    );
+  }
+
+  /** {@link #degrade} as a promise: a fail-closed limiter rejects instead of throwing. */
+  #degradeAsync(error: unknown, key: string): Promise<Decision> {
+    try {
+      return Promise.resolve(this.#degrade(error, key));
+    } catch (unavailable) {
+      return Promise.reject(unavailable);
+    }
   }
 
   /** {@link #attempt} for a local engine, whose `decide` answers synchronously. */

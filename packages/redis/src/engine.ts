@@ -248,13 +248,15 @@ export class RedisEngine implements Engine {
     const { rate, concurrency } = request.policy;
     // The common limiters get their own small script: one key, GET and SET.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
-      return rate.algorithm === "token_bucket"
-        ? this.#run(client, SCRIPTS.tokenBucket, [keys.tokenBucket, rate.intervalMs, rate.burst, request.cost]).then(
-            simpleDecision,
-          )
-        : this.#run(client, SCRIPTS.fixedWindow, [keys.fixedWindow, rate.windowMs, rate.limit, request.cost]).then(
-            simpleDecision,
-          );
+      const [script, key, a, b] =
+        rate.algorithm === "token_bucket"
+          ? [SCRIPTS.tokenBucket, keys.tokenBucket, rate.intervalMs, rate.burst]
+          : [SCRIPTS.fixedWindow, keys.fixedWindow, rate.windowMs, rate.limit];
+      // The hot path: one EVALSHA, mapped in the same step that recovers from NOSCRIPT.
+      return client.evalsha(script.sha, 1, key, a, b, request.cost).then(simpleDecision, (error: unknown) => {
+        if (!isNoScript(error)) throw error;
+        return client.eval(script.lua, 1, key, a, b, request.cost).then(simpleDecision);
+      });
     }
     return this.#general(client, 0, request, keys, request.leaseId ?? "");
   }
