@@ -1,7 +1,6 @@
 import { createRateSync, type RateSync } from "@ratesync/core";
 import { Cluster } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createRedisEngine } from "./engine.js";
 import { keysFor } from "./keys.js";
 import { RedisCluster } from "./test-support/redis-servers.js";
 

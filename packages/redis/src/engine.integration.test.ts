@@ -45,7 +45,7 @@ describe("Redis engine smoke", () => {
 });
 
 describe("Redis from rate-sync.toml", () => {
-  it('loads @ratesync/redis for engine = "redis", with ${VAR} in the URL', async () => {
+  it('loads @ratesync/redis for engine = "redis", with an environment variable in the URL', async () => {
     const toml = createRateSync({ autoload: false, env: { TEST_REDIS_URL: url } });
     toml.loadConfigFromString(`
 [stores.main]
