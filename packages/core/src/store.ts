@@ -1,4 +1,5 @@
 import type { Clock } from "./clock.js";
+import { DeadlineQueue } from "./deadline-queue.js";
 import type { Engine, MaybePromise } from "./engines/engine.js";
 import { resolveEngine } from "./engines/registry.js";
 import { RateSyncError } from "./errors.js";
@@ -31,6 +32,13 @@ export class Store {
   readonly #clock: Clock;
   #engine: Engine | undefined;
   #opening: Promise<Engine> | undefined;
+  readonly #deadlines: DeadlineQueue;
+  readonly #timeoutError = (): RateSyncError =>
+    new RateSyncError(
+      "STORE_ERROR",
+      `Store "${this.id}" (${this.engineName}) did not answer within ${this.requestTimeoutMs} ms (request_timeout_ms).`,
+      { details: { store: this.id, timeoutMs: this.requestTimeoutMs } },
+    );
   /** Whether close() closes the engine: not when the user passed an engine instance in. */
   readonly #ownsEngine: boolean;
 
@@ -39,6 +47,7 @@ export class Store {
     this.options = options;
     this.#clock = clock;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#deadlines = new DeadlineQueue(clock, this.requestTimeoutMs);
     if (isEngine(options.engine)) {
       this.#engine = options.engine;
       this.engineName = options.engine.name;
@@ -87,32 +96,7 @@ export class Store {
    */
   deadline<T>(result: MaybePromise<T>, engine: Engine): MaybePromise<T> {
     if (!isPromiseLike(result) || engine.remote === false || engine.enforcesDeadline === true) return result;
-    const timeoutMs = this.requestTimeoutMs;
-    return new Promise<T>((resolve, reject) => {
-      const cancel = this.#clock.schedule(
-        () =>
-          reject(
-            new RateSyncError(
-              "STORE_ERROR",
-              `Store "${this.id}" (${this.engineName}) did not answer within ${timeoutMs} ms (request_timeout_ms).`,
-              { details: { store: this.id, timeoutMs } },
-            ),
-          ),
-        timeoutMs,
-        // A pending store call keeps the process alive until it settles or its deadline passes.
-        true,
-      );
-      result.then(
-        (value) => {
-          cancel();
-          resolve(value);
-        },
-        (error: unknown) => {
-          cancel();
-          reject(error);
-        },
-      );
-    });
+    return this.#deadlines.bound(result, this.#timeoutError);
   }
 
   /** Closes the engine if this store created it (an engine instance passed in stays open). */

@@ -1,0 +1,74 @@
+import { describe, expect, it } from "vitest";
+import { DeadlineQueue } from "./deadline-queue.js";
+import { FakeClock } from "./testing/fake-clock.js";
+
+function deferred<T>() {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((done) => {
+    resolve = done;
+  });
+  return { promise, resolve };
+}
+
+describe("DeadlineQueue", () => {
+  it("expires each call exactly at its own deadline, in the order they started, with one timer", async () => {
+    const clock = new FakeClock();
+    const queue = new DeadlineQueue(clock, 100);
+    const outcomes: string[] = [];
+    const track = (name: string, promise: Promise<unknown>) =>
+      promise.then(
+        () => outcomes.push(`${name} ok @${clock.now() - 1_700_000_000_000}`),
+        () => outcomes.push(`${name} expired @${clock.now() - 1_700_000_000_000}`),
+      );
+    const a = deferred<number>();
+    const b = deferred<number>();
+    const c = deferred<number>();
+    const done = [
+      track(
+        "a",
+        queue.bound(a.promise, () => new Error("late")),
+      ),
+    ];
+    await clock.advance(30);
+    done.push(
+      track(
+        "b",
+        queue.bound(b.promise, () => new Error("late")),
+      ),
+    );
+    await clock.advance(30);
+    done.push(
+      track(
+        "c",
+        queue.bound(c.promise, () => new Error("late")),
+      ),
+    );
+    expect(clock.pendingTimers).toBe(1);
+    b.resolve(1);
+    await clock.advance(39);
+    expect(outcomes).toEqual(["b ok @60"]);
+    await clock.advance(1);
+    expect(outcomes).toEqual(["b ok @60", "a expired @100"]);
+    await clock.advance(60);
+    await Promise.all(done);
+    expect(outcomes).toEqual(["b ok @60", "a expired @100", "c expired @160"]);
+    expect(clock.pendingTimers).toBe(0);
+    a.resolve(2); // a late answer changes nothing
+  });
+
+  it("cancels its timer as soon as nothing is pending", async () => {
+    const clock = new FakeClock();
+    const queue = new DeadlineQueue(clock, 1000);
+    const a = deferred<string>();
+    const bounded = queue.bound(a.promise, () => new Error("late"));
+    expect(clock.pendingTimers).toBe(1);
+    a.resolve("x");
+    expect(await bounded).toBe("x");
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it("passes a rejection through untouched", async () => {
+    const queue = new DeadlineQueue(new FakeClock(), 1000);
+    await expect(queue.bound(Promise.reject(new Error("refused")), () => new Error("late"))).rejects.toThrow("refused");
+  });
+});

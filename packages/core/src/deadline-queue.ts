@@ -1,0 +1,104 @@
+import type { Clock } from "./clock.js";
+
+/** One call waiting for its answer. */
+interface PendingCall {
+  readonly at: number;
+  settled: boolean;
+  readonly expire: () => void;
+}
+
+/**
+ * Deadlines for the calls of one store, with one timer for all of them instead of one per call.
+ *
+ * Every call of a store has the same timeout, so calls expire in the order they started: a FIFO
+ * queue with a single timer armed for the oldest unsettled call is enough. At tens of thousands
+ * of calls per second that saves a timer creation and cancellation per call, which showed in the
+ * Redis benchmark.
+ */
+export class DeadlineQueue {
+  readonly #clock: Clock;
+  readonly #timeoutMs: number;
+  #calls: PendingCall[] = [];
+  #head = 0;
+  /** Calls not yet settled: when none is left the timer is cancelled, so nothing lingers. */
+  #unsettled = 0;
+  #cancelTimer: (() => void) | undefined;
+
+  constructor(clock: Clock, timeoutMs: number) {
+    this.#clock = clock;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /**
+   * Settles like `promise`, or rejects with `timeoutError()` once the deadline passes first.
+   * A pending call keeps a Node.js process alive until it settles or expires.
+   */
+  bound<T>(promise: Promise<T>, timeoutError: () => Error): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const call: PendingCall = {
+        at: this.#clock.now() + this.#timeoutMs,
+        settled: false,
+        expire: () => reject(timeoutError()),
+      };
+      this.#calls.push(call);
+      this.#unsettled++;
+      if (this.#cancelTimer === undefined) this.#arm();
+      promise.then(
+        (value) => {
+          this.#settle(call);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#settle(call);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  #settle(call: PendingCall): void {
+    if (call.settled) return;
+    call.settled = true;
+    if (--this.#unsettled === 0) {
+      this.#cancelTimer?.();
+      this.#cancelTimer = undefined;
+      this.#calls = [];
+      this.#head = 0;
+    }
+  }
+
+  /** Arms the timer for the oldest unsettled call, dropping settled ones on the way. */
+  #arm(): void {
+    const calls = this.#calls;
+    while (this.#head < calls.length && (calls[this.#head] as PendingCall).settled) this.#head++;
+    if (this.#head >= calls.length) {
+      this.#calls = [];
+      this.#head = 0;
+      this.#cancelTimer = undefined;
+      return;
+    }
+    if (this.#head > 1024 && this.#head * 2 > calls.length) {
+      this.#calls = calls.slice(this.#head);
+      this.#head = 0;
+    }
+    const oldest = this.#calls[this.#head] as PendingCall;
+    this.#cancelTimer = this.#clock.schedule(() => this.#expire(), oldest.at - this.#clock.now(), true);
+  }
+
+  /** Rejects every call whose deadline has passed, then re-arms for the next. */
+  #expire(): void {
+    const now = this.#clock.now();
+    const calls = this.#calls;
+    while (this.#head < calls.length) {
+      const call = calls[this.#head] as PendingCall;
+      if (!call.settled) {
+        if (call.at > now) break;
+        this.#settle(call);
+        call.expire();
+      }
+      this.#head++;
+    }
+    this.#cancelTimer = undefined;
+    if (this.#unsettled > 0) this.#arm();
+  }
+}
