@@ -16,6 +16,7 @@ export type { SlidingWindowState } from "./algorithms/sliding-window.js";
 export type { TokenBucketState } from "./algorithms/token-bucket.js";
 export type { Clock } from "./clock.js";
 export { systemClock } from "./clock.js";
+export { BUILTIN_ENGINE_KEYS, type BuiltinEngine } from "./config/engine-keys.js";
 export type {
   ConcurrencyUsage,
   Decision,

@@ -11,7 +11,7 @@ import type {
   Policy,
   RenewRequest,
 } from "@ratesync/core";
-import { DEFAULT_REQUEST_TIMEOUT_MS, RateSyncError } from "@ratesync/core";
+import { BUILTIN_ENGINE_KEYS, DEFAULT_REQUEST_TIMEOUT_MS, RateSyncError } from "@ratesync/core";
 import { Cluster, Redis } from "ioredis";
 import { keysFor, type RedisKeys } from "./keys.js";
 import { DECIDE, FIXED_WINDOW, RELEASE, RENEW, RESET, TOKEN_BUCKET } from "./scripts.js";
@@ -508,18 +508,7 @@ export function createRedisEngine(options: RedisEngineOptions = {}): RedisEngine
 /** The engine definition `@ratesync/core` loads for `engine = "redis"`. */
 export const engine: EngineDefinition<RedisEngineOptions> = {
   name: "redis",
-  optionKeys: [
-    "url",
-    "host",
-    "port",
-    "db",
-    "username",
-    "password",
-    "tls",
-    "nodes",
-    "key_prefix",
-    "connect_timeout_ms",
-    "client",
-  ],
+  // The keys core validates for `engine = "redis"` before this package is even loaded.
+  optionKeys: BUILTIN_ENGINE_KEYS.redis,
   create: (options, context) => new RedisEngine(options, context),
 };
