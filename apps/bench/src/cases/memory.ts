@@ -7,7 +7,7 @@
  * and the same amount of work around the call: await it, look at the outcome, count it.
  */
 import { createRateSync } from "@ratesync/core";
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterMemory } from "rate-limiter-flexible";
 import type { BenchAlgorithm } from "../cli.js";
 import { type BenchCase, type Contender, expectCount, type Round, type Suite, VerificationError } from "../harness.js";
 import { ADMIT_ALL, type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
@@ -91,15 +91,7 @@ function peer(load: Load): Contender {
       for (const key of prime) await limiter.consume(key);
       const outcomes = new Outcomes();
       return {
-        async call(index) {
-          try {
-            await limiter.consume(keyOf(index));
-            outcomes.admitted++;
-          } catch (error) {
-            if (!(error instanceof RateLimiterRes)) throw error;
-            outcomes.refused++;
-          }
-        },
+        call: (index) => outcomes.countConsume(limiter.consume(keyOf(index))),
         verify(calls) {
           outcomes.verify(calls, expect, RLF);
         },

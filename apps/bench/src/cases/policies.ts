@@ -4,6 +4,7 @@
  * the counting each round checks its answers with.
  */
 import type { LimiterOptions } from "@ratesync/core";
+import { RateLimiterRes } from "rate-limiter-flexible";
 import type { BenchAlgorithm } from "../cli.js";
 import { expectCount } from "../harness.js";
 
@@ -55,6 +56,20 @@ export function peerPolicy(expect: Expectation): { points: number; duration: num
 export class Outcomes {
   admitted = 0;
   refused = 0;
+
+  /**
+   * Counts one rate-limiter-flexible `consume`: it resolves when admitted and rejects with a
+   * `RateLimiterRes` when refused; any other rejection is a real error and ends the run.
+   */
+  async countConsume(consume: Promise<unknown>): Promise<void> {
+    try {
+      await consume;
+      this.admitted++;
+    } catch (error) {
+      if (!(error instanceof RateLimiterRes)) throw error;
+      this.refused++;
+    }
+  }
 
   /** Throws a `VerificationError` unless all `calls` were answered, each as `expect`. */
   verify(calls: number, expect: Expectation, contender: string): void {

@@ -266,15 +266,7 @@ function peer(context: Context, load: Load): Contender {
       }
       const outcomes = new Outcomes();
       return {
-        async call(index) {
-          try {
-            await limiter.consume(keys[index % count] as string);
-            outcomes.admitted++;
-          } catch (error) {
-            if (!(error instanceof RateLimiterRes)) throw error;
-            outcomes.refused++;
-          }
-        },
+        call: (index) => outcomes.countConsume(limiter.consume(keys[index % count] as string)),
         verify(calls) {
           outcomes.verify(calls, expect, RLF);
         },
