@@ -128,13 +128,7 @@ export class Limiter implements LeaseOwner {
    */
   tryAcquire(options?: TryAcquireOptions): Promise<Decision> {
     try {
-      const key = this.#checkKey(options?.key);
-      const cost = this.#checkCost(options?.cost);
-      const engine = this.#store.engine;
-      // A local engine (memory) answers synchronously: decide without awaiting anything, so a
-      // decision costs one settled promise instead of a chain of them.
-      if (engine !== undefined && engine.remote === false) return Promise.resolve(this.#decideNow(engine, key, cost));
-      return this.#attempt(key, cost);
+      return this.#attempt(this.#checkKey(options?.key), this.#checkCost(options?.cost));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -291,6 +285,8 @@ export class Limiter implements LeaseOwner {
   #attempt(key: string, cost: number): Promise<Decision> {
     const engine = this.#store.engine;
     if (engine === undefined) return this.#store.open().then(() => this.#attempt(key, cost));
+    // A local engine (memory) answers synchronously: decide without awaiting anything, so a
+    // decision costs one settled promise instead of a chain of them.
     if (engine.remote === false) {
       try {
         return Promise.resolve(this.#decideNow(engine, key, cost));

@@ -235,69 +235,48 @@ export class RedisEngine implements Engine {
   }
 
   decide(request: DecideRequest): Promise<EngineDecision> {
-    const client = this.#readyClient();
-    // Not connected yet: wait for the first connection (bounded), then run on whatever state the
-    // client is in. After the first connection nothing waits: without an offline queue a call
-    // fails at once while ioredis reconnects.
-    if (client === undefined) return this.#scripted().then((connected) => this.#decide(connected, request));
-    return this.#decide(client, request);
-  }
-
-  #decide(client: RedisClient, request: DecideRequest): Promise<EngineDecision> {
     const keys = this.#keys(request.limiter, request.key);
     const { rate, concurrency } = request.policy;
     // The common limiters get their own small script: one key, GET and SET.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
-      const [script, key, a, b] =
-        rate.algorithm === "token_bucket"
-          ? [SCRIPTS.tokenBucket, keys.tokenBucket, rate.intervalMs, rate.burst]
-          : [SCRIPTS.fixedWindow, keys.fixedWindow, rate.windowMs, rate.limit];
-      // The hot path: one EVALSHA, mapped in the same step that recovers from NOSCRIPT.
-      return client.evalsha(script.sha, 1, key, a, b, request.cost).then(simpleDecision, (error: unknown) => {
-        if (!isNoScript(error)) throw error;
-        return client.eval(script.lua, 1, key, a, b, request.cost).then(simpleDecision);
-      });
+      return rate.algorithm === "token_bucket"
+        ? this.#run(SCRIPTS.tokenBucket, simpleDecision, keys.tokenBucket, rate.intervalMs, rate.burst, request.cost)
+        : this.#run(SCRIPTS.fixedWindow, simpleDecision, keys.fixedWindow, rate.windowMs, rate.limit, request.cost);
     }
-    return this.#general(client, 0, request, keys, request.leaseId ?? "");
+    return this.#general(0, request, keys, request.leaseId ?? "");
   }
 
   peek(request: PeekRequest): Promise<EngineDecision> {
-    const keys = this.#keys(request.limiter, request.key);
-    const client = this.#readyClient();
-    if (client === undefined)
-      return this.#scripted().then((connected) => this.#general(connected, 1, request, keys, ""));
-    return this.#general(client, 1, request, keys, "");
+    return this.#general(1, request, this.#keys(request.limiter, request.key), "");
   }
 
-  async release(request: LeaseRequest): Promise<boolean> {
+  release(request: LeaseRequest): Promise<boolean> {
     const keys = this.#keys(request.limiter, request.key);
-    const client = this.#readyClient() ?? (await this.#scripted());
-    return (await this.#run(client, SCRIPTS.release, [keys.leases, request.leaseId, keys.channel])) === 1;
+    return this.#run(SCRIPTS.release, (reply) => reply === 1, keys.leases, request.leaseId, keys.channel);
   }
 
-  async renew(request: RenewRequest): Promise<number | undefined> {
+  renew(request: RenewRequest): Promise<number | undefined> {
     const keys = this.#keys(request.limiter, request.key);
-    const client = this.#readyClient() ?? (await this.#scripted());
-    const reply = await this.#run(client, SCRIPTS.renew, [keys.leases, request.leaseId, String(request.leaseMs)]);
-    return typeof reply === "string" ? Number(reply) : undefined;
+    return this.#run(
+      SCRIPTS.renew,
+      (reply) => (typeof reply === "string" ? Number(reply) : undefined),
+      keys.leases,
+      request.leaseId,
+      String(request.leaseMs),
+    );
   }
 
   async reset(target: EngineTarget): Promise<void> {
     const keys = this.#keys(target.limiter, target.key);
-    const client = this.#readyClient() ?? (await this.#scripted());
-    await this.#run(client, SCRIPTS.reset, [...keys.all, keys.channel]);
+    await this.#run(SCRIPTS.reset, () => undefined, ...keys.all, keys.channel);
   }
 
-  #general(
-    client: RedisClient,
-    mode: 0 | 1,
-    request: PeekRequest,
-    keys: RedisKeys,
-    leaseId: string,
-  ): Promise<EngineDecision> {
+  #general(mode: 0 | 1, request: PeekRequest, keys: RedisKeys, leaseId: string): Promise<EngineDecision> {
     const [rateKey, kind, a, b] = generalArgs(request.policy, keys);
     const concurrency = request.policy.concurrency;
-    return this.#run(client, SCRIPTS.decide, [
+    return this.#run(
+      SCRIPTS.decide,
+      generalDecision,
       rateKey,
       keys.log,
       keys.leases,
@@ -309,15 +288,23 @@ export class RedisEngine implements Engine {
       concurrency?.maxConcurrent ?? 0,
       concurrency?.leaseMs ?? 0,
       leaseId,
-    ]).then(generalDecision);
+    );
   }
 
-  /** EVALSHA, and EVAL once when Redis has lost the script (SCRIPT FLUSH, restart, new node). */
-  #run(client: RedisClient, script: Script, args: (string | number)[]): Promise<unknown> {
-    return client.evalsha(script.sha, script.keys, ...args).catch((error: unknown) => {
-      if (isNoScript(error)) return client.eval(script.lua, script.keys, ...args);
-      throw error;
-    });
+  /**
+   * Runs a script and maps its reply, in one promise step: EVALSHA, and EVAL once when Redis has
+   * lost the script (SCRIPT FLUSH, restart, new node). Before the first connection it waits for
+   * it (bounded); after that nothing waits: without an offline queue a call fails at once while
+   * ioredis reconnects.
+   */
+  #run<T>(script: Script, map: (reply: unknown) => T, ...args: (string | number)[]): Promise<T> {
+    const send = (client: RedisClient): Promise<T> =>
+      client.evalsha(script.sha, script.keys, ...args).then(map, (error: unknown) => {
+        if (!isNoScript(error)) throw error;
+        return client.eval(script.lua, script.keys, ...args).then(map);
+      });
+    const client = this.#readyClient();
+    return client === undefined ? this.#scripted().then(send) : send(client);
   }
 
   /**
