@@ -11,4 +11,7 @@ export const base: UserConfig = {
   platform: "neutral",
   target: "es2022",
   sourcemap: true,
+  // ".js" for ESM and ".cjs" for CJS on every platform, as the packages' "exports" say (tsdown would
+  // otherwise write ".mjs" for packages built for Node).
+  fixedExtension: false,
 };

@@ -70,3 +70,46 @@ window_seconds = 300
     }
   });
 });
+
+describe("Redis engine writes", () => {
+  it("sends the calls of one tick in one socket write, with every reply its own", async () => {
+    const { Redis } = await import("ioredis");
+    const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+    const own = createRateSync({ autoload: false });
+    try {
+      await client.connect();
+      own.configureStore("r", { engine: createRedisEngine({ client, keyPrefix: `${prefix}writes:` }) });
+      own.configureLimiter("fw", { store: "r", algorithm: "fixed_window", limit: 40, windowSeconds: 60 });
+      await own.tryAcquire("fw", { key: "warm" });
+
+      // Count what reaches the socket: single writes and batched writes (writev) separately.
+      const socket = client.stream as unknown as { _write: unknown; _writev: unknown };
+      const counts = { write: 0, writev: 0, chunks: 0 };
+      const write = socket._write as (...args: unknown[]) => void;
+      const writev = socket._writev as (chunks: unknown[], ...rest: unknown[]) => void;
+      socket._write = function (this: unknown, ...args: unknown[]) {
+        counts.write++;
+        return write.apply(this, args);
+      };
+      socket._writev = function (this: unknown, chunks: unknown[], ...rest: unknown[]) {
+        counts.writev++;
+        counts.chunks += chunks.length;
+        return writev.call(this, chunks, ...rest);
+      };
+      // 50 calls and one command of the user's own, all in one tick, on one key of limit 40.
+      const calls = Array.from({ length: 50 }, () => own.tryAcquire("fw", { key: "k" }));
+      const pong = client.ping();
+      const decisions = await Promise.all(calls);
+      expect(await pong).toBe("PONG");
+      socket._write = write;
+      socket._writev = writev;
+
+      expect(counts).toEqual({ write: 0, writev: 1, chunks: 51 });
+      expect(decisions.filter((d) => d.allowed)).toHaveLength(40);
+      expect(decisions.map((d) => d.remaining).slice(0, 40)).toEqual(Array.from({ length: 40 }, (_, i) => 39 - i));
+    } finally {
+      await own.close();
+      client.disconnect();
+    }
+  });
+});

@@ -16,6 +16,12 @@ import { Cluster, Redis } from "ioredis";
 import { keysFor, type RedisKeys } from "./keys.js";
 import { DECIDE, FIXED_WINDOW, RELEASE, RENEW, RESET, TOKEN_BUCKET } from "./scripts.js";
 
+/** The part of a socket {@link RedisEngine} uses to write a tick's calls at once. */
+interface CorkableStream {
+  cork(): void;
+  uncork(): void;
+}
+
 /** A client the engine can use: a standalone connection or a Cluster. */
 export type RedisClient = Redis | Cluster;
 
@@ -85,20 +91,26 @@ function isNoScript(error: unknown): boolean {
   return error instanceof Error && error.message.startsWith("NOSCRIPT");
 }
 
+/** The fields of a script's reply: whole numbers separated by spaces (see `scripts.ts`). */
+function fields(reply: unknown): string[] {
+  return (reply as string).split(" ");
+}
+
 /**
  * The reply of the token bucket and fixed window scripts: allowed, now (epoch us), remaining,
  * reset in (us), retry after (us).
  */
 function simpleDecision(reply: unknown): EngineDecision {
-  const [allowed, nowUs, remaining, resetInUs, retryUs] = reply as number[];
-  const now = (nowUs as number) / 1000;
+  const [allowed, nowUs, remaining, resetInUs, retryUs] = fields(reply);
+  const now = Number(nowUs) / 1000;
+  const admitted = allowed === "1";
   return {
-    allowed: allowed === 1,
-    refusedBy: allowed === 1 ? undefined : "rate",
+    allowed: admitted,
+    refusedBy: admitted ? undefined : "rate",
     now,
-    remaining: remaining as number,
-    resetAt: now + (resetInUs as number) / 1000,
-    retryAfterMs: (retryUs as number) / 1000,
+    remaining: Number(remaining),
+    resetAt: now + Number(resetInUs) / 1000,
+    retryAfterMs: Number(retryUs) / 1000,
     inUse: 0,
     leaseExpiresAt: 0,
   };
@@ -109,17 +121,18 @@ function simpleDecision(reply: unknown): EngineDecision {
  * retry after (us, -1 for never), in use, lease expires in (us).
  */
 function generalDecision(reply: unknown): EngineDecision {
-  const [allowed, refusedBy, nowUs, remaining, resetInUs, retryUs, inUse, leaseInUs] = reply as number[];
-  const now = (nowUs as number) / 1000;
+  const [allowed, refusedBy, nowUs, remaining, resetInUs, retryUs, inUse, leaseInUs] = fields(reply);
+  const now = Number(nowUs) / 1000;
+  const retry = Number(retryUs);
   return {
-    allowed: allowed === 1,
-    refusedBy: refusedBy === 1 ? "rate" : refusedBy === 2 ? "concurrency" : undefined,
+    allowed: allowed === "1",
+    refusedBy: refusedBy === "1" ? "rate" : refusedBy === "2" ? "concurrency" : undefined,
     now,
-    remaining: remaining as number,
-    resetAt: now + (resetInUs as number) / 1000,
-    retryAfterMs: (retryUs as number) < 0 ? Number.POSITIVE_INFINITY : (retryUs as number) / 1000,
-    inUse: inUse as number,
-    leaseExpiresAt: leaseInUs === 0 ? 0 : now + (leaseInUs as number) / 1000,
+    remaining: Number(remaining),
+    resetAt: now + Number(resetInUs) / 1000,
+    retryAfterMs: retry < 0 ? Number.POSITIVE_INFINITY : retry / 1000,
+    inUse: Number(inUse),
+    leaseExpiresAt: leaseInUs === "0" ? 0 : now + Number(leaseInUs) / 1000,
   };
 }
 
@@ -217,6 +230,8 @@ export class RedisEngine implements Engine {
   readonly #keyCache = new Map<string, Map<string, RedisKeys>>();
   #cachedKeys = 0;
   #closed = false;
+  /** The socket corked for this tick's calls, if any (see {@link RedisEngine.#batchWrites}). */
+  #corked: CorkableStream | undefined;
 
   constructor(options: RedisEngineOptions = {}, context?: Pick<EngineContext, "requestTimeoutMs">) {
     this.#options = options;
@@ -304,7 +319,28 @@ export class RedisEngine implements Engine {
         return client.eval(script.lua, script.keys, ...args).then(map);
       });
     const client = this.#readyClient();
-    return client === undefined ? this.#scripted().then(send) : send(client);
+    if (client === undefined) return this.#scripted().then(send);
+    this.#batchWrites(client);
+    return send(client);
+  }
+
+  /**
+   * Writes every call made in this tick with one system call: the socket is corked at the first
+   * call and uncorked once the tick's synchronous work and promise jobs are done
+   * (`process.nextTick` runs after them), so 64 callers cost one `writev`, not 64 `write`s.
+   * Replies, order and errors are ioredis' own, call by call. Standalone connections only: a
+   * Cluster client spreads calls over several sockets.
+   */
+  #batchWrites(client: RedisClient): void {
+    if (this.#corked !== undefined || client instanceof Cluster) return;
+    const stream = client.stream as CorkableStream | undefined;
+    if (stream === undefined || typeof stream.cork !== "function") return;
+    stream.cork();
+    this.#corked = stream;
+    process.nextTick(() => {
+      this.#corked = undefined;
+      stream.uncork();
+    });
   }
 
   /**

@@ -7,11 +7,13 @@
  * floating-point order, and the engine conformance suite compares every answer with them. Time is
  * Redis's own (`TIME`), so application clocks never change a decision.
  *
- * Replies are integers, which ioredis decodes cheaply: the store's time as epoch microseconds
- * (exact in a double), and every other time as whole microseconds from it. Redis truncates Lua
- * numbers in replies, so each value is rounded first (half a microsecond at most, far inside the
- * conformance tolerance). State written back uses `%.17g`: Redis would otherwise format arguments
- * with 14 significant digits and lose the sub-millisecond part of epoch-ms times.
+ * A decision's reply is one string of whole numbers separated by spaces, written by a single
+ * `string.format` with `%d`: the store's time as epoch microseconds (exact in a double), and every
+ * other time as whole microseconds from it, each rounded first (half a microsecond at most, far
+ * inside the conformance tolerance). One string costs Redis and ioredis much less than an array
+ * reply of integers (a Lua table, then one RESP item per value). Numbers written back use `%d` or
+ * `%.17g`: Redis would otherwise format them with 14 significant digits and lose the
+ * sub-millisecond part of epoch times.
  *
  * The token bucket and fixed window without a concurrency limit, by far the most common limiters,
  * get scripts of their own: one string key, one GET and one SET with PX, no Lua function
@@ -37,39 +39,40 @@ end
 `;
 
 /**
- * Token bucket, no concurrency. KEYS: the bucket (a string "since units"). ARGV: interval ms,
- * burst, cost. Reply: allowed, now (epoch us), remaining, reset in (us), retry after (us).
+ * Token bucket, no concurrency. KEYS: the bucket, a string "since units" (`since` in epoch
+ * microseconds, an integer: it is always a `TIME` reading). ARGV: interval ms, burst, cost.
+ * Reply: "allowed now_us remaining reset_in_us retry_after_us".
  */
 export const TOKEN_BUCKET = `
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = now_us / 1000
 local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local since, units, tat = now, 0, now
+local since_us, units, tat = now_us, 0, now
 local v = redis.call('GET', KEYS[1])
 if v then
   local space = string.find(v, ' ', 1, true)
-  since = tonumber(string.sub(v, 1, space - 1))
+  since_us = tonumber(string.sub(v, 1, space - 1))
   units = tonumber(string.sub(v, space + 1))
-  tat = since + units * a
+  tat = since_us / 1000 + units * a
 end
 local debt = 0
 if tat > now then debt = tat - now end
 local capacity = b * a
 local after = debt + c * a
 if after > capacity + 0.0005 then
-  return { 0, now_us, math.max(0, math.floor((capacity - debt + 0.0005) / a)), math.floor(debt * 1000 + 0.5), math.floor((after - capacity) * 1000 + 0.5) }
+  return string.format('0 %d %d %d %d', now_us, math.max(0, math.floor((capacity - debt + 0.0005) / a)), math.floor(debt * 1000 + 0.5), math.floor((after - capacity) * 1000 + 0.5))
 end
 if tat <= now then
-  since = now
+  since_us = now_us
   units = c
 else
   units = units + c
 end
 local ms = math.ceil(after)
 if ms < 1 then ms = 1 end
-redis.call('SET', KEYS[1], string.format('%.17g %d', since, units), 'PX', ms)
-return { 1, now_us, math.max(0, math.floor((capacity - after + 0.0005) / a)), math.floor(after * 1000 + 0.5), 0 }
+redis.call('SET', KEYS[1], string.format('%d %d', since_us, units), 'PX', ms)
+return string.format('1 %d %d %d 0', now_us, math.max(0, math.floor((capacity - after + 0.0005) / a)), math.floor(after * 1000 + 0.5))
 `;
 
 /**
@@ -92,14 +95,14 @@ local window_end = start + a
 if used + c > b then
   local reset_in = 0
   if used > 0 then reset_in = window_end - now end
-  return { 0, now_us, b - used, math.floor(reset_in * 1000 + 0.5), math.floor((window_end - now) * 1000 + 0.5) }
+  return string.format('0 %d %d %d %d', now_us, b - used, math.floor(reset_in * 1000 + 0.5), math.floor((window_end - now) * 1000 + 0.5))
 end
 local ms = math.ceil(window_end - now)
 if ms < 1 then ms = 1 end
 redis.call('SET', KEYS[1], string.format('%.17g %d', start, used + c), 'PX', ms)
 local reset_in = 0
 if used + c > 0 then reset_in = window_end - now end
-return { 1, now_us, b - used - c, math.floor(reset_in * 1000 + 0.5), 0 }
+return string.format('1 %d %d %d 0', now_us, b - used - c, math.floor(reset_in * 1000 + 0.5))
 `;
 
 /**
@@ -107,8 +110,9 @@ return { 1, now_us, b - used - c, math.floor(reset_in * 1000 + 0.5), 0 }
  * token bucket and fixed window, a hash `t`/`n` for the sliding window), sliding log (zset),
  * leases (zset). ARGV: mode (0 decide, 1 peek), kind (0 none, 1 token bucket, 2 sliding,
  * 3 fixed), a (interval or window ms), b (burst or limit), cost, maxConcurrent (0 = none),
- * leaseMs, leaseId. Reply: allowed, refusedBy (0 none, 1 rate, 2 concurrency), now (epoch us),
- * remaining, reset in (us), retry after (us, -1 for never), in use, lease expires in (us).
+ * leaseMs, leaseId. Reply, space-separated: allowed, refusedBy (0 none, 1 rate, 2 concurrency),
+ * now (epoch us), remaining, reset in (us), retry after (us, -1 for never), in use, lease
+ * expires in (us).
  */
 export const DECIDE = `${PRELUDE}
 local rate_key, log_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
@@ -120,6 +124,7 @@ local cost = tonumber(ARGV[5])
 local max_concurrent = tonumber(ARGV[6])
 local lease_ms = tonumber(ARGV[7])
 local lease_id = ARGV[8]
+local REPLY = '%d %d %d %d %d %d %d %d'
 
 -- "x y" strings of the token bucket and fixed window states.
 local function pair(v)
@@ -127,11 +132,17 @@ local function pair(v)
   return tonumber(string.sub(v, 1, space - 1)), tonumber(string.sub(v, space + 1))
 end
 
+-- The token bucket's "since" is stored in epoch microseconds (see TOKEN_BUCKET) and used in ms.
 local state = nil
+local since_us = now_us
 if kind == 1 or kind == 3 then
   local v = redis.call('GET', rate_key)
   if v then
     local x, y = pair(v)
+    if kind == 1 then
+      since_us = x
+      x = x / 1000
+    end
     state = { x, y }
   end
 end
@@ -244,7 +255,7 @@ if mode == 1 then
   end
   local ok = 0
   if r_allowed and s_allowed then ok = 1 end
-  return { ok, refused_by, now_us, standing_remaining, us(standing_reset - now), wait_us, in_use, 0 }
+  return string.format(REPLY, ok, refused_by, now_us, standing_remaining, us(standing_reset - now), wait_us, in_use, 0)
 end
 
 if not (r_allowed and s_allowed) then
@@ -257,7 +268,7 @@ if not (r_allowed and s_allowed) then
       _, remaining, reset_at = check_rate(0)
     end
   end
-  return { 0, refused_by, now_us, remaining, us(reset_at - now), wait_us, in_use, 0 }
+  return string.format(REPLY, 0, refused_by, now_us, remaining, us(reset_at - now), wait_us, in_use, 0)
 end
 
 -- Admitted: apply the rate part, then take the slot, and give every key an expiry.
@@ -266,8 +277,10 @@ if kind == 1 then
   if state and state[1] + state[2] * a > now then
     since = state[1]
     units = state[2] + cost
+  else
+    since_us = now_us
   end
-  redis.call('SET', rate_key, string.format('%.17g %d', since, units), 'PX', ttl(since + units * a))
+  redis.call('SET', rate_key, string.format('%d %d', since_us, units), 'PX', ttl(since + units * a))
 elseif kind == 2 then
   if cost > 0 then
     local horizon = now - a
@@ -297,7 +310,7 @@ if max_concurrent > 0 then
   in_use = in_use + 1
   lease_in = us(lease_ms)
 end
-return { 1, 0, now_us, remaining, us(reset_at - now), 0, in_use, lease_in }
+return string.format(REPLY, 1, 0, now_us, remaining, us(reset_at - now), 0, in_use, lease_in)
 `;
 
 /**
