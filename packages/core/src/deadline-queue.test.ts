@@ -56,14 +56,45 @@ describe("DeadlineQueue", () => {
     a.resolve(2); // a late answer changes nothing
   });
 
-  it("cancels its timer as soon as nothing is pending", async () => {
+  it("shares one timer between calls that follow one another, lets it lapse when idle, and clear() cancels it", async () => {
     const clock = new FakeClock();
     const queue = new DeadlineQueue(clock, 1000);
-    const a = deferred<string>();
-    const bounded = queue.bound(a.promise, () => new Error("late"));
+    for (let i = 0; i < 3; i++) {
+      const call = deferred<string>();
+      const bounded = queue.bound(call.promise, () => new Error("late"));
+      expect(clock.pendingTimers).toBe(1);
+      call.resolve(`x${i}`);
+      expect(await bounded).toBe(`x${i}`);
+      await clock.advance(10);
+    }
+    // Still the first call's timer: it lapses at its time with nothing to do.
     expect(clock.pendingTimers).toBe(1);
-    a.resolve("x");
-    expect(await bounded).toBe("x");
+    await clock.advance(970);
+    expect(clock.pendingTimers).toBe(0);
+
+    const late = deferred<string>();
+    const pending = queue.bound(late.promise, () => new Error("late"));
+    expect(clock.pendingTimers).toBe(1);
+    queue.clear();
+    expect(clock.pendingTimers).toBe(0);
+    late.resolve("after clear");
+    expect(await pending).toBe("after clear");
+  });
+
+  it("a call after one that expired alone still gets its own deadline", async () => {
+    const clock = new FakeClock();
+    const queue = new DeadlineQueue(clock, 100);
+    const first = queue.bound(new Promise<never>(() => {}), () => new Error("first late"));
+    const firstOutcome = first.catch((error: Error) => error.message);
+    await clock.advance(100);
+    expect(await firstOutcome).toBe("first late");
+
+    const second = queue.bound(new Promise<never>(() => {}), () => new Error("second late"));
+    const secondOutcome = second.catch((error: Error) => error.message);
+    await clock.advance(99);
+    expect(clock.pendingTimers).toBe(1);
+    await clock.advance(1);
+    expect(await secondOutcome).toBe("second late");
     expect(clock.pendingTimers).toBe(0);
   });
 

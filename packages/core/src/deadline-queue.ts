@@ -14,13 +14,18 @@ interface PendingCall {
  * queue with a single timer armed for the oldest unsettled call is enough. At tens of thousands
  * of calls per second that saves a timer creation and cancellation per call, which showed in the
  * Redis benchmark.
+ *
+ * When the last pending call settles, the timer is left to lapse rather than cancelled: calls
+ * that follow one another (one in flight at a time) then share it too, instead of each arming
+ * and cancelling one. A lapsing timer with nothing pending does nothing; {@link clear} (from the
+ * store's `close()`) cancels it at once.
  */
 export class DeadlineQueue {
   readonly #clock: Clock;
   readonly #timeoutMs: number;
   #calls: PendingCall[] = [];
   #head = 0;
-  /** Calls not yet settled: when none is left the timer is cancelled, so nothing lingers. */
+  /** Calls not yet settled. */
   #unsettled = 0;
   #cancelTimer: (() => void) | undefined;
 
@@ -56,12 +61,20 @@ export class DeadlineQueue {
     });
   }
 
+  /** Cancels the timer and forgets every call (they settle as their promises do, unbounded). */
+  clear(): void {
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    this.#calls = [];
+    this.#head = 0;
+    this.#unsettled = 0;
+  }
+
   #settle(call: PendingCall): void {
     if (call.settled) return;
     call.settled = true;
+    // Nothing pending: drop the settled calls; the armed timer lapses (see the class comment).
     if (--this.#unsettled === 0) {
-      this.#cancelTimer?.();
-      this.#cancelTimer = undefined;
       this.#calls = [];
       this.#head = 0;
     }
@@ -87,18 +100,28 @@ export class DeadlineQueue {
 
   /** Rejects every call whose deadline has passed, then re-arms for the next. */
   #expire(): void {
+    this.#cancelTimer = undefined;
     const now = this.#clock.now();
     const calls = this.#calls;
-    while (this.#head < calls.length) {
-      const call = calls[this.#head] as PendingCall;
+    const expired: PendingCall[] = [];
+    let head = this.#head;
+    while (head < calls.length) {
+      const call = calls[head] as PendingCall;
       if (!call.settled) {
         if (call.at > now) break;
-        this.#settle(call);
-        call.expire();
+        call.settled = true;
+        this.#unsettled--;
+        expired.push(call);
       }
-      this.#head++;
+      head++;
     }
-    this.#cancelTimer = undefined;
-    if (this.#unsettled > 0) this.#arm();
+    this.#head = head;
+    if (this.#unsettled === 0) {
+      this.#calls = [];
+      this.#head = 0;
+    } else {
+      this.#arm();
+    }
+    for (const call of expired) call.expire();
   }
 }

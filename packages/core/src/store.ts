@@ -101,6 +101,7 @@ export class Store {
 
   /** Closes the engine if this store created it (an engine instance passed in stays open). */
   async close(): Promise<void> {
+    this.#deadlines.clear();
     if (!this.#ownsEngine) return;
     const engine = this.#engine ?? (await this.#opening?.catch(() => undefined));
     // Forget it: a later call opens a fresh engine, so close() never leaves the store unusable.
