@@ -10,7 +10,9 @@ export const base: UserConfig = {
   clean: true,
   platform: "neutral",
   target: "es2022",
-  sourcemap: true,
+  // No source maps: they would point at src/, which is not published, and dist/ is plain,
+  // readable JavaScript.
+  sourcemap: false,
   // ".js" for ESM and ".cjs" for CJS on every platform, as the packages' "exports" say (tsdown would
   // otherwise write ".mjs" for packages built for Node).
   fixedExtension: false,

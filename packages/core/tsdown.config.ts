@@ -5,6 +5,7 @@ export default defineConfig({
   ...base,
   entry: {
     index: "src/index.ts",
+    "http/index": "src/http/index.ts",
     "testing/index": "src/testing/index.ts",
     // Forked as a child process by the multi-process harness, so it must exist as a file of its own.
     "testing/multiprocess-worker": "src/testing/multiprocess-worker.ts",
