@@ -1,0 +1,283 @@
+import type { Policy } from "@ratesync/core";
+import { createRateSync, isRateSyncError, registerEngine } from "@ratesync/core";
+import { rejectionOf } from "@ratesync/core/testing";
+import postgres from "postgres";
+import { afterAll, describe, expect, it } from "vitest";
+import { engine, PostgresEngine } from "./engine.js";
+import { rowId } from "./identifiers.js";
+import { postgresFunctionsVersion, postgresObjects, postgresSetupSql } from "./sql.js";
+import { dropSchema, TEST_URL, uniqueSchema } from "./test-support/databases.js";
+
+const schemas: string[] = [];
+function schema(label: string): string {
+  const name = uniqueSchema(label);
+  schemas.push(name);
+  return name;
+}
+
+const admin = postgres(TEST_URL, { max: 2, onnotice: () => {} });
+// Under pnpm, core cannot import this package by name from its own directory: register it.
+registerEngine(engine);
+afterAll(async () => {
+  await admin.end({ timeout: 1 });
+  await Promise.all(schemas.map((name) => dropSchema(name)));
+}, 30_000);
+
+const window: Policy = { rate: { algorithm: "fixed_window", limit: 5, windowMs: 60_000 }, concurrency: undefined };
+const call = { limiter: "l", key: "k", policy: window, cost: 1, leaseId: undefined } as const;
+
+describe("PostgreSQL engine setup", () => {
+  it("without auto_create, a missing table is an error that says how to create it; with the SQL run, it works", async () => {
+    const name = schema("manual");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, autoCreate: false, requestTimeoutMs: 2000 });
+    try {
+      const error = await rejectionOf(engine.decide(call));
+      expect(isRateSyncError(error, "STORE_ERROR")).toBe(true);
+      expect(error.message).toContain(`"${name}"."ratesync"`);
+      expect(error.message).toContain("postgresSetupSql");
+      expect(error.message).toContain("auto_create");
+      // Nothing was created behind the user's back.
+      const [row] = await admin`SELECT to_regclass(${`"${name}"."ratesync"`}) AS t`;
+      expect(row?.t).toBeNull();
+      await admin.begin((tx) => tx.unsafe(postgresSetupSql({ schema: name })).simple());
+      expect((await engine.decide(call)).remaining).toBe(4);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("creates schema, table and functions once when eight processes start at the same time", async () => {
+    const name = schema("race");
+    const engines = Array.from({ length: 8 }, () => new PostgresEngine({ url: TEST_URL, schema: name, poolSize: 2 }));
+    try {
+      const results = await Promise.allSettled(engines.map((engine) => engine.init()));
+      expect(results.filter((result) => result.status === "rejected")).toEqual([]);
+      const decisions = await Promise.all(engines.map((engine) => engine.decide(call)));
+      // One budget of 5 for all of them: the table was created once, not once per process.
+      expect(
+        decisions
+          .filter((decision) => decision.allowed)
+          .map((decision) => decision.remaining)
+          .sort(),
+      ).toEqual([0, 1, 2, 3, 4]);
+      expect(decisions.filter((decision) => decision.allowed)).toHaveLength(5);
+    } finally {
+      await Promise.all(engines.map((engine) => engine.close()));
+    }
+  });
+
+  it("creates an UNLOGGED table when asked", async () => {
+    const name = schema("unlogged");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, unlogged: true });
+    try {
+      await engine.init();
+      const [row] = await admin`
+        SELECT c.relpersistence AS p FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${name} AND c.relname = 'ratesync'`;
+      expect(row?.p).toBe("u");
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("recreates its table after it is dropped, when auto_create is on", async () => {
+    const name = schema("dropped");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, requestTimeoutMs: 2000 });
+    try {
+      await engine.decide(call);
+      await admin.unsafe(`DROP TABLE "${name}"."ratesync" CASCADE`);
+      const error = await rejectionOf(engine.decide(call));
+      expect(error.message).toContain("created again on the next call");
+      expect((await engine.decide(call)).remaining).toBe(4);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe("PostgreSQL engine from a configuration file", () => {
+  it("takes every option in TOML spelling", async () => {
+    const name = schema("toml");
+    const rs = createRateSync({ autoload: false });
+    rs.loadConfigFromString(`
+[stores.pg]
+engine = "postgres"
+url = "${TEST_URL}"
+schema = "${name}"
+table = "limits"
+auto_create = true
+unlogged = true
+durable_commit = true
+pool_size = 2
+connect_timeout_ms = 2000
+lock_timeout_ms = 500
+request_timeout_ms = 2000
+
+[limiters.api]
+store = "pg"
+rate_per_second = 1
+burst = 2
+max_concurrent = 1
+`);
+    try {
+      const first = await rs.tryAcquire("api", { key: "k" });
+      expect(first).toMatchObject({ allowed: true, degraded: false, remaining: 1 });
+      expect((await rs.tryAcquire("api", { key: "k" })).allowed).toBe(false);
+      await first.slot?.release();
+      const [row] = await admin`
+        SELECT c.relpersistence AS p FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = ${name} AND c.relname = 'limits'`;
+      expect(row?.p).toBe("u");
+    } finally {
+      await rs.close();
+    }
+  });
+});
+
+describe("PostgreSQL engine upgrades", () => {
+  it("replaces functions of another version, and without auto_create says they are outdated", async () => {
+    const name = schema("upgrade");
+    const first = new PostgresEngine({ url: TEST_URL, schema: name });
+    await first.init();
+    await first.close();
+    const decide = postgresObjects(name).signatures[0] as string;
+    await admin.unsafe(`COMMENT ON FUNCTION ${decide} IS 'ratesync 0000000000000000'`);
+    const manual = new PostgresEngine({ url: TEST_URL, schema: name, autoCreate: false });
+    const auto = new PostgresEngine({ url: TEST_URL, schema: name });
+    try {
+      expect((await rejectionOf(manual.init())).message).toContain("another version");
+      await auto.init();
+      const [row] = await admin`SELECT obj_description(to_regprocedure(${decide}), 'pg_proc') AS v`;
+      expect(row?.v).toBe(postgresFunctionsVersion(postgresObjects(name)));
+      await manual.init();
+    } finally {
+      await manual.close();
+      await auto.close();
+    }
+  });
+});
+
+describe("PostgreSQL engine at work", () => {
+  it("gives up on a row held by another session within lock_timeout, with an error that says so", async () => {
+    const name = schema("locked");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, requestTimeoutMs: 3000, lockTimeoutMs: 100 });
+    try {
+      await engine.decide(call);
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let locked: () => void = () => {};
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const holder = admin.begin(async (tx) => {
+        await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "k")]);
+        locked();
+        await held;
+      });
+      await isLocked;
+      const start = performance.now();
+      const error = await rejectionOf(engine.decide(call));
+      const ms = performance.now() - start;
+      release();
+      await holder;
+      expect(isRateSyncError(error, "STORE_ERROR")).toBe(true);
+      expect(error.message).toContain("lock_timeout");
+      expect(ms).toBeLessThan(1000);
+      // The refused-by-lock call spent nothing.
+      expect((await engine.decide(call)).remaining).toBe(3);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("coalesces concurrent calls on one key into batches that decide each call exactly, in order", async () => {
+    const name = schema("batch");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, poolSize: 2 });
+    const tb: Policy = {
+      rate: { algorithm: "token_bucket", ratePerSecond: 1 / 60, intervalMs: 60_000, burst: 30 },
+      concurrency: undefined,
+    };
+    try {
+      await engine.init();
+      const decisions = await Promise.all(
+        Array.from({ length: 50 }, (_, i) =>
+          engine.decide({ ...call, key: "hot", policy: tb, cost: i % 2 === 0 ? 1 : 2 }),
+        ),
+      );
+      // Calls are decided in arrival order: admitted while the budget lasts, then refused.
+      let budget = 30;
+      decisions.forEach((decision, i) => {
+        const cost = i % 2 === 0 ? 1 : 2;
+        const fits = cost <= budget;
+        if (fits) budget -= cost;
+        expect({ i, allowed: decision.allowed }).toEqual({ i, allowed: fits });
+        if (fits) expect(decision.remaining).toBe(budget);
+      });
+      expect((await engine.peek({ ...call, key: "hot", policy: tb, cost: 1 })).remaining).toBe(budget);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("sweeps expired rows in the background and skips rows in use", async () => {
+    const name = schema("sweep");
+    const short: Policy = { rate: { algorithm: "fixed_window", limit: 5, windowMs: 50 }, concurrency: undefined };
+    const long: Policy = { rate: { algorithm: "fixed_window", limit: 5, windowMs: 1e10 }, concurrency: undefined };
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, cleanupIntervalMs: 100 });
+    const count = async () => (await admin.unsafe(`SELECT count(*)::int AS n FROM "${name}"."ratesync"`))[0]?.n;
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holder: Promise<unknown> = Promise.resolve();
+    try {
+      // Hold one row before it expires: the sweep must skip it, not wait for it.
+      await engine.decide({ ...call, key: "held", policy: short });
+      let locked: () => void = () => {};
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      holder = admin.begin(async (tx) => {
+        await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "held")]);
+        locked();
+        await held;
+      });
+      await isLocked;
+      await Promise.all(Array.from({ length: 30 }, (_, i) => engine.decide({ ...call, key: `k${i}`, policy: short })));
+      await engine.decide({ ...call, key: "live", policy: long });
+      let left = -1;
+      for (let i = 0; i < 40 && left !== 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        left = (await count()) as number;
+      }
+      // The held row and the live one remain.
+      expect(left).toBe(2);
+      const ids = (await admin.unsafe(`SELECT id FROM "${name}"."ratesync" ORDER BY id`)).map((row) => row.id);
+      expect(ids.sort()).toEqual([rowId("l", "held"), rowId("l", "live")].sort());
+    } finally {
+      release();
+      await holder;
+      await engine.close();
+    }
+  });
+
+  it("never closes a client it was given, and closes the one it created", async () => {
+    const given = postgres(TEST_URL, { max: 2, onnotice: () => {} });
+    const name = schema("own");
+    const borrowed = new PostgresEngine({ client: given, schema: name });
+    const owned = new PostgresEngine({ url: TEST_URL, schema: name });
+    try {
+      await borrowed.decide(call);
+      await owned.decide(call);
+      borrowed.onRelease({ limiter: "l", key: "k" }, () => {});
+      await borrowed.close();
+      await owned.close();
+      expect((await given`SELECT 1 AS one`)[0]?.one).toBe(1);
+      expect(isRateSyncError(await rejectionOf(owned.decide(call)), "STORE_ERROR")).toBe(true);
+    } finally {
+      await given.end({ timeout: 1 });
+    }
+  });
+});

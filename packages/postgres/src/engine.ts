@@ -1,0 +1,703 @@
+import type {
+  DecideRequest,
+  Engine,
+  EngineContext,
+  EngineDecision,
+  EngineDefinition,
+  EngineTarget,
+  LeaseRequest,
+  PeekRequest,
+  Policy,
+  RenewRequest,
+} from "@ratesync/core";
+import { BUILTIN_ENGINE_KEYS, DEFAULT_REQUEST_TIMEOUT_MS, RateSyncError } from "@ratesync/core";
+import postgres, { type Sql } from "postgres";
+import { QueryDeadlines } from "./deadline.js";
+import { rowId } from "./identifiers.js";
+import {
+  DEFAULT_SCHEMA,
+  DEFAULT_TABLE,
+  type PostgresObjects,
+  postgresFunctionsVersion,
+  postgresObjects,
+  postgresSetupSql,
+} from "./sql.js";
+
+/** A postgres.js client (`postgres(url)`), the engine's or one you pass in. */
+export type PostgresClient = Sql;
+
+/**
+ * Options of {@link createPostgresEngine} (and of `[stores.<id>]` with `engine = "postgres"`, in
+ * snake_case there).
+ */
+export interface PostgresEngineOptions {
+  /**
+   * Connection URL, `postgres://[user[:password]@]host[:port]/database[?sslmode=require]`. Without
+   * a URL (and without a client), postgres.js reads the usual `PGHOST`, `PGUSER`, `PGDATABASE`...
+   */
+  url?: string | undefined;
+  /**
+   * A postgres.js client you created. The engine uses it as is and never closes it; its
+   * `max` is then the pool size.
+   */
+  client?: PostgresClient | undefined;
+  /** Schema of the table and functions: letters, digits, underscores. @default "public" */
+  schema?: string | undefined;
+  /** Table name (the functions are named after it): at most 48 characters. @default "ratesync" */
+  table?: string | undefined;
+  /**
+   * Create the schema, table and functions on first use, when missing (idempotent, safe when
+   * several processes start at once). Without it, a missing table is an error that says how to
+   * create it; see `postgresSetupSql()`.
+   * @default true
+   */
+  autoCreate?: boolean | undefined;
+  /**
+   * Create the table `UNLOGGED` (only when the engine creates it): faster writes, but PostgreSQL
+   * empties it after a crash and does not replicate it. See the engine docs.
+   * @default false
+   */
+  unlogged?: boolean | undefined;
+  /**
+   * Make every write wait for PostgreSQL's WAL flush, as a plain statement does. Off by default:
+   * each call's transaction sets `synchronous_commit = off` for itself, so a decision does not wait
+   * for the disk (several times faster, and a hot row's lock is held for microseconds instead
+   * of a flush), at the price of losing the last fraction of a second of decisions if the server
+   * crashes (never a corrupt or inconsistent row). See the engine docs.
+   * @default false
+   */
+  durableCommit?: boolean | undefined;
+  /** Connections in the engine's own pool. @default 10 */
+  poolSize?: number | undefined;
+  /** How long to wait for a new connection, in ms. @default 5000 */
+  connectTimeoutMs?: number | undefined;
+  /**
+   * How long a call may wait for a row another call holds (PostgreSQL `lock_timeout`, set per
+   * call). @default the call's deadline (`requestTimeoutMs`)
+   */
+  lockTimeoutMs?: number | undefined;
+  /**
+   * Deadline of one call, in ms: past it the call fails (and the server ends the statement soon after). A store
+   * configured with `engine = "postgres"` passes its own `request_timeout_ms`; set this when you
+   * create the engine yourself and want the engine (rather than the limiter) to enforce it.
+   */
+  requestTimeoutMs?: number | undefined;
+  /**
+   * How often expired rows are deleted, in ms (in batches that skip rows in use, so decisions are
+   * never blocked). `0` turns the sweep off (run `SELECT "<table>_sweep"(1000)` yourself).
+   * @default 60000
+   */
+  cleanupIntervalMs?: number | undefined;
+}
+
+/** Rows deleted per sweep statement, and statements per sweep at most. */
+const SWEEP_BATCH = 1000;
+const SWEEP_BATCHES = 20;
+
+/**
+ * Errors that mean PostgreSQL cannot be reached (postgres.js' connection codes, Node.js socket
+ * errors, and the server shutting down or starting up).
+ */
+const UNREACHABLE = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ENOTFOUND",
+  "EHOSTUNREACH",
+  "ETIMEDOUT",
+  "EPIPE",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01",
+  "57P02",
+  "57P03",
+]);
+
+/** How long calls fail at once after one found PostgreSQL unreachable, in ms. */
+const FAIL_FAST_MS = 250;
+
+/** PostgreSQL error codes the engine explains. */
+const LOCK_NOT_AVAILABLE = "55P03";
+const MISSING = new Set(["42P01", "42883", "3F000"]);
+
+/** The `code` of a PostgreSQL or postgres.js error, if any. */
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** The decide function's policy arguments: kind, a, b. */
+function rateArgs(policy: Policy): [kind: number, a: number, b: number] {
+  const rate = policy.rate;
+  if (rate === undefined) return [0, 0, 0];
+  switch (rate.algorithm) {
+    case "token_bucket":
+      return [1, rate.intervalMs, rate.burst];
+    case "sliding_window":
+      return [2, rate.windowMs, rate.limit];
+    case "fixed_window":
+      return [3, rate.windowMs, rate.limit];
+  }
+}
+
+type DecideRow = [
+  allowed: boolean,
+  refusedBy: number,
+  now: number,
+  remaining: number,
+  resetAt: number,
+  retryAfterMs: number,
+  inUse: number,
+  leaseExpiresAt: number,
+];
+
+/** A rate-only call waiting in its key's lane. */
+interface RateCall {
+  readonly cost: number;
+  readonly resolve: (decision: EngineDecision) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Most calls sent in one batch. */
+const MAX_BATCH = 256;
+
+type RateRow = [allowed: boolean, now: number, remaining: number, resetAt: number, retryAfterMs: number];
+
+function toRateDecision(rows: RateRow[]): EngineDecision {
+  const [allowed, now, remaining, resetAt, retryAfterMs] = rows[0] as RateRow;
+  return {
+    allowed,
+    refusedBy: allowed ? undefined : "rate",
+    now,
+    remaining,
+    resetAt,
+    retryAfterMs,
+    inUse: 0,
+    leaseExpiresAt: 0,
+  };
+}
+
+function toDecision(rows: DecideRow[]): EngineDecision {
+  const [allowed, refusedBy, now, remaining, resetAt, retryAfterMs, inUse, leaseExpiresAt] = rows[0] as DecideRow;
+  return {
+    allowed,
+    refusedBy: refusedBy === 1 ? "rate" : refusedBy === 2 ? "concurrency" : undefined,
+    now,
+    remaining,
+    resetAt,
+    retryAfterMs,
+    inUse,
+    leaseExpiresAt,
+  };
+}
+
+/** Seconds before reconnection attempt `retries`: 20 ms doubling, at most 0.5 s. */
+function reconnectDelaySeconds(retries: number): number {
+  return Math.min(0.02 * 2 ** retries, 0.5);
+}
+
+/** Waits for `promise` to settle, at most `ms`; never rejects, leaves no timer behind. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    promise.then(
+      () => {},
+      () => {},
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]);
+  clearTimeout(timer);
+}
+
+/** Most (limiter, key) row ids kept; see `PostgresEngine.#id`. */
+const ID_CACHE_SIZE = 10_000;
+
+/**
+ * The PostgreSQL engine. Each decision is one call of a PL/pgSQL function the engine installs
+ * (`<table>_decide`): one round trip, one short transaction that locks one row, on the server's
+ * clock. Rate and concurrency are decided together; refusals write nothing.
+ *
+ * The connection pool is created on first use. Every call settles within its deadline; while
+ * PostgreSQL is unreachable calls fail at once (the limiter applies its failure policy), and the
+ * pool reconnects by itself once it is back. Waiters for a slot are woken by LISTEN/NOTIFY.
+ */
+export class PostgresEngine implements Engine {
+  readonly name = "postgres";
+  readonly remote = true;
+  /**
+   * With a known deadline (from the store, or `requestTimeoutMs`), the engine bounds every call
+   * itself, so the limiter needs no timer per call.
+   */
+  readonly enforcesDeadline: boolean;
+  /** The validated names the engine uses. */
+  readonly objects: PostgresObjects;
+  readonly #options: PostgresEngineOptions;
+  readonly #ownsClient: boolean;
+  readonly #deadlines: QueryDeadlines;
+  readonly #lockMs: number;
+  readonly #statementTimeoutMs: number;
+  readonly #durable: boolean;
+  readonly #text: {
+    decide: string;
+    rate: string;
+    rateBatch: string;
+    release: string;
+    renew: string;
+    reset: string;
+    sweep: string;
+  };
+  /** Rate-only calls per key while one is in flight; see `#rate`. */
+  readonly #lanes = new Map<string, RateCall[]>();
+  #client: PostgresClient | undefined;
+  /** True once the table and functions are known to exist. */
+  #ready = false;
+  #setup: Promise<void> | undefined;
+  #listening: Promise<{ unlisten(): Promise<void> }> | undefined;
+  readonly #listeners = new Map<string, Set<() => void>>();
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  #sweeping = false;
+  readonly #ids = new Map<string, Map<string, string>>();
+  #cachedIds = 0;
+  #closed = false;
+  /** Set when a call found PostgreSQL unreachable: calls fail at once until `until`. */
+  #down: { readonly until: number; readonly error: RateSyncError } | undefined;
+
+  constructor(options: PostgresEngineOptions = {}, context?: Pick<EngineContext, "requestTimeoutMs">) {
+    this.#options = options;
+    // Names are checked at once: a bad one is a configuration error, not a store outage.
+    this.objects = postgresObjects(options.schema ?? DEFAULT_SCHEMA, options.table ?? DEFAULT_TABLE);
+    const deadline = context?.requestTimeoutMs ?? options.requestTimeoutMs;
+    this.enforcesDeadline = deadline !== undefined;
+    const timeoutMs = deadline ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#deadlines = new QueryDeadlines(timeoutMs, `PostgreSQL (${this.objects.qualifiedTable})`);
+    this.#lockMs = Math.max(1, Math.ceil(options.lockTimeoutMs ?? timeoutMs));
+    // Past the call's deadline, with room for the setup DDL on a slow first connection.
+    this.#statementTimeoutMs = Math.max(Math.ceil(2 * timeoutMs), 10_000);
+    this.#durable = options.durableCommit === true;
+    this.#ownsClient = options.client === undefined;
+    this.#client = options.client;
+    const f = this.objects.functions;
+    this.#text = {
+      decide: `SELECT * FROM ${f.decide}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      rate: `SELECT * FROM ${f.rate}($1, $2, $3, $4, $5, $6, $7)`,
+      rateBatch: `SELECT * FROM ${f.rateBatch}($1, $2, $3, $4, $5::double precision[], $6, $7)`,
+      release: `SELECT ${f.release}($1, $2, $3, $4)`,
+      renew: `SELECT ${f.renew}($1, $2, $3, $4, $5)`,
+      reset: `SELECT ${f.reset}($1, $2, $3)`,
+      sweep: `SELECT ${f.sweep}($1)`,
+    };
+  }
+
+  /** The client, created on first use. */
+  get client(): PostgresClient {
+    if (this.#client === undefined) this.#client = this.#createClient();
+    return this.#client;
+  }
+
+  decide(request: DecideRequest): Promise<EngineDecision> {
+    const { rate, concurrency } = request.policy;
+    // The common limiters get a function of their own that touches the rate columns only.
+    if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
+      const [kind, a, b] =
+        rate.algorithm === "token_bucket" ? [1, rate.intervalMs, rate.burst] : [3, rate.windowMs, rate.limit];
+      return this.#rate(this.#id(request.limiter, request.key), kind, a, b, request.cost);
+    }
+    return this.#decide(0, request, request.leaseId ?? "");
+  }
+
+  /**
+   * A rate-only decision, coalesced per key (SPEC "hot keys"): while a call on a key is in flight,
+   * later calls of this process on the same key and policy wait in its lane and then go together
+   * in one call of the batch function (one lock, the decisions in arrival order, one write)
+   * instead of queueing one by one on the row lock. A lone call is sent at once.
+   */
+  #rate(id: string, kind: number, a: number, b: number, cost: number): Promise<EngineDecision> {
+    const lane = `${kind} ${a} ${b} ${id}`;
+    const waiting = this.#lanes.get(lane);
+    if (waiting !== undefined) {
+      return this.#deadlines.bound(
+        new Promise<EngineDecision>((resolve, reject) => {
+          waiting.push({ cost, resolve, reject });
+        }),
+      );
+    }
+    this.#lanes.set(lane, []);
+    const first = this.#run(
+      this.#text.rate,
+      [id, kind, a, b, cost, this.#lockMs, this.#durable],
+      toRateDecision as (rows: unknown[][]) => EngineDecision,
+    );
+    const next = () => this.#drain(lane, id, kind, a, b);
+    first.then(next, next);
+    return first;
+  }
+
+  /** Sends the calls that queued in `lane` meanwhile, as batches, until none is left. */
+  #drain(lane: string, id: string, kind: number, a: number, b: number): void {
+    const calls = this.#lanes.get(lane);
+    if (calls === undefined) return;
+    if (calls.length === 0) {
+      this.#lanes.delete(lane);
+      return;
+    }
+    const batch = calls.splice(0, MAX_BATCH);
+    const costs = `{${batch.map((call) => call.cost).join(",")}}`;
+    this.#run(this.#text.rateBatch, [id, kind, a, b, costs, this.#lockMs, this.#durable], (rows) => rows).then(
+      (rows) => {
+        batch.forEach((call, index) => {
+          const row = rows[index] as RateRow | undefined;
+          if (row === undefined) call.reject(new RateSyncError("STORE_ERROR", "PostgreSQL answered a batch short."));
+          else call.resolve(toRateDecision([row]));
+        });
+        this.#drain(lane, id, kind, a, b);
+      },
+      (error: unknown) => {
+        for (const call of batch) call.reject(error);
+        this.#drain(lane, id, kind, a, b);
+      },
+    );
+  }
+
+  peek(request: PeekRequest): Promise<EngineDecision> {
+    return this.#decide(1, request, "");
+  }
+
+  release(request: LeaseRequest): Promise<boolean> {
+    return this.#run(
+      this.#text.release,
+      [this.#id(request.limiter, request.key), request.leaseId, this.#lockMs, this.#durable],
+      (rows) => rows[0]?.[0] === true,
+    );
+  }
+
+  renew(request: RenewRequest): Promise<number | undefined> {
+    return this.#run(
+      this.#text.renew,
+      [this.#id(request.limiter, request.key), request.leaseId, request.leaseMs, this.#lockMs, this.#durable],
+      (rows) => {
+        const expiresAt = rows[0]?.[0];
+        return typeof expiresAt === "number" ? expiresAt : undefined;
+      },
+    );
+  }
+
+  reset(target: EngineTarget): Promise<void> {
+    return this.#run(
+      this.#text.reset,
+      [this.#id(target.limiter, target.key), this.#lockMs, this.#durable],
+      () => undefined,
+    );
+  }
+
+  #decide(mode: 0 | 1, request: PeekRequest, leaseId: string): Promise<EngineDecision> {
+    const [kind, a, b] = rateArgs(request.policy);
+    const concurrency = request.policy.concurrency;
+    return this.#run(
+      this.#text.decide,
+      [
+        this.#id(request.limiter, request.key),
+        mode,
+        kind,
+        a,
+        b,
+        request.cost,
+        concurrency?.maxConcurrent ?? 0,
+        concurrency?.leaseMs ?? 0,
+        leaseId,
+        this.#lockMs,
+        this.#durable,
+      ],
+      toDecision as (rows: unknown[][]) => EngineDecision,
+    );
+  }
+
+  /**
+   * Runs one prepared statement within the deadline and maps its rows. Once the table is known to
+   * exist this is the whole cost of a call: no await before the query is sent.
+   */
+  #run<T>(text: string, params: (string | number | boolean)[], map: (rows: unknown[][]) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    const down = this.#down;
+    if (down !== undefined) {
+      // PostgreSQL could not be reached a moment ago: answer at once rather than queue behind
+      // postgres.js' reconnection (a fail-open limiter then admits without waiting out its
+      // deadline). Calls go through again once the pause is over.
+      if (performance.now() < down.until) return Promise.reject(down.error);
+      this.#down = undefined;
+    }
+    if (!this.#ready) return this.#prepared().then(() => this.#run(text, params, map));
+    const query = this.client.unsafe(text, params, { prepare: true }).values() as PromiseLike<unknown[][]>;
+    return this.#deadlines.bound(query).then(map, (error: unknown) => {
+      throw this.#explain(error);
+    });
+  }
+
+  /**
+   * Subscribes to releases of the target's slots, from any process: one LISTEN (on postgres.js'
+   * dedicated listening connection, which it re-establishes after a reconnect) for the table's
+   * channel, whose payload names the row; listeners are kept per row id.
+   */
+  onRelease(target: EngineTarget, listener: () => void): () => void {
+    const id = this.#id(target.limiter, target.key);
+    let listeners = this.#listeners.get(id);
+    if (listeners === undefined) {
+      listeners = new Set();
+      this.#listeners.set(id, listeners);
+    }
+    listeners.add(listener);
+    if (this.#listening === undefined && !this.#closed) {
+      const listening = this.client.listen(this.objects.channel, (payload) => {
+        const heard = this.#listeners.get(payload);
+        if (heard !== undefined) for (const wake of [...heard]) wake();
+      });
+      this.#listening = listening;
+      // A failed LISTEN only costs waiters their fast wake-up (they still poll); try again later.
+      listening.catch(() => {
+        if (this.#listening === listening) this.#listening = undefined;
+      });
+    }
+    return () => {
+      const current = this.#listeners.get(id);
+      if (current === undefined || !current.delete(listener) || current.size > 0) return;
+      this.#listeners.delete(id);
+    };
+  }
+
+  /**
+   * Connects, creates the table and functions when `autoCreate` allows (or checks they exist),
+   * and starts the sweep of expired rows. Waits up to `connectTimeoutMs`.
+   */
+  async init(): Promise<void> {
+    await this.#prepared(this.#options.connectTimeoutMs ?? 5000);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#listeners.clear();
+    // Queued calls end with the engine (their batch would fail anyway).
+    for (const calls of this.#lanes.values()) for (const call of calls) call.reject(this.#closedError());
+    this.#lanes.clear();
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+    this.#deadlines.clear();
+    const listening = this.#listening;
+    this.#listening = undefined;
+    const client = this.#client;
+    if (client === undefined) return;
+    if (this.#ownsClient) {
+      this.#client = undefined;
+      // A LISTEN still connecting would survive end() (postgres.js re-listens when its listening
+      // connection closes): let it settle first, briefly.
+      if (listening !== undefined) await settledWithin(listening, 1000);
+      // Ends the pool and the listening connection; queries still running get 1 s to finish.
+      await client.end({ timeout: 1 });
+    } else if (listening !== undefined) {
+      await listening.then(
+        (listen) => listen.unlisten(),
+        () => {},
+      );
+    }
+  }
+
+  /** Waits (bounded) until the table and functions exist, creating them when allowed. */
+  #prepared(waitMs = this.#deadlines.timeoutMs): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    this.#setup ??= this.#createObjects().then(
+      () => {
+        this.#ready = true;
+        this.#startSweeper();
+      },
+      (error: unknown) => {
+        // Let the next call try again.
+        this.#setup = undefined;
+        throw this.#explain(error);
+      },
+    );
+    const setup = this.#setup;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(this.#deadlines.timeoutError()), waitMs);
+      setup.then(
+        () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  async #createObjects(): Promise<void> {
+    const sql = this.client;
+    const { qualifiedTable, signatures, schema, table } = this.objects;
+    // One query tells whether everything exists, at the version this engine expects; the DDL
+    // (and its privileges) is needed only when something is missing or outdated.
+    const [row] = await sql.unsafe(
+      `SELECT to_regclass($1) IS NOT NULL AND ${signatures.map((_, i) => `to_regprocedure($${i + 3}) IS NOT NULL`).join(" AND ")}
+         AND obj_description(to_regprocedure($3), 'pg_proc') IS NOT DISTINCT FROM $2 AS ok`,
+      [qualifiedTable, postgresFunctionsVersion(this.objects), ...signatures],
+    );
+    if (row?.ok === true) return;
+    if (this.#options.autoCreate === false) {
+      throw new RateSyncError(
+        "STORE_ERROR",
+        `The ratesync table ${qualifiedTable} or its functions do not exist (or are from another version of @ratesync/postgres) and auto_create is false. Create them with the SQL from postgresSetupSql({ schema: "${schema}", table: "${table}" }) (see the @ratesync/postgres docs), or set auto_create = true.`,
+        { details: { schema, table } },
+      );
+    }
+    const script = postgresSetupSql({ schema, table, unlogged: this.#options.unlogged });
+    await sql.begin((tx) => tx.unsafe(script).simple());
+  }
+
+  #startSweeper(): void {
+    const interval = this.#options.cleanupIntervalMs ?? 60_000;
+    if (interval <= 0 || this.#sweeper !== undefined || this.#closed) return;
+    this.#sweeper = setInterval(() => void this.#sweep(), interval);
+    // Never keeps a process alive on its own.
+    this.#sweeper.unref();
+  }
+
+  /**
+   * Deletes expired rows in bounded batches. Each batch skips rows that a call holds (`SKIP
+   * LOCKED`), so decisions never wait for it; failures are ignored (the next sweep tries again).
+   */
+  async #sweep(): Promise<void> {
+    if (this.#sweeping || this.#closed || !this.#ready) return;
+    this.#sweeping = true;
+    try {
+      for (let batch = 0; batch < SWEEP_BATCHES && !this.#closed; batch++) {
+        const rows = await this.#run(this.#text.sweep, [SWEEP_BATCH], (result) => result[0]?.[0]);
+        if (typeof rows !== "number" || rows < SWEEP_BATCH) break;
+      }
+    } catch {
+      // The store is down or busy: the next sweep tries again.
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
+  /** Turns PostgreSQL's errors into ones that say what happened and what to do. */
+  #explain(error: unknown): unknown {
+    const code = errorCode(error);
+    if (code !== undefined && UNREACHABLE.has(code)) {
+      const message = error instanceof Error ? error.message : code;
+      this.#down = {
+        until: performance.now() + FAIL_FAST_MS,
+        error: new RateSyncError(
+          "STORE_ERROR",
+          `PostgreSQL (${this.objects.qualifiedTable}) is unreachable (${message}); reconnecting in the background.`,
+          { cause: error },
+        ),
+      };
+      return this.#down.error;
+    }
+    if (code === LOCK_NOT_AVAILABLE) {
+      return new RateSyncError(
+        "STORE_ERROR",
+        `A ratesync row in ${this.objects.qualifiedTable} stayed locked by another session for longer than ${this.#lockMs} ms (lock_timeout); the call gave up.`,
+        { cause: error, details: { lockTimeoutMs: this.#lockMs } },
+      );
+    }
+    if (code !== undefined && MISSING.has(code)) {
+      // Dropped behind our back (or a fresh server): check again, and recreate if allowed.
+      this.#ready = false;
+      this.#setup = undefined;
+      return new RateSyncError(
+        "STORE_ERROR",
+        `The ratesync table ${this.objects.qualifiedTable} or its functions are missing (${error instanceof Error ? error.message : code}). ` +
+          (this.#options.autoCreate === false
+            ? `Create them with the SQL from postgresSetupSql(), or set auto_create = true.`
+            : "They are created again on the next call."),
+        { cause: error },
+      );
+    }
+    return error;
+  }
+
+  #closedError(): RateSyncError {
+    return new RateSyncError("STORE_ERROR", "The PostgreSQL engine was closed; configure the store again to use it.");
+  }
+
+  /**
+   * The row id of (limiter, key), from a small cache: encoding costs more than a Map lookup and hot
+   * keys are asked for again and again. Cleared when it grows past {@link ID_CACHE_SIZE}.
+   */
+  #id(limiter: string, key: string): string {
+    let byKey = this.#ids.get(limiter);
+    if (byKey === undefined) {
+      byKey = new Map();
+      this.#ids.set(limiter, byKey);
+    }
+    let id = byKey.get(key);
+    if (id === undefined) {
+      if (++this.#cachedIds > ID_CACHE_SIZE) {
+        this.#ids.clear();
+        this.#cachedIds = 1;
+        byKey = new Map();
+        this.#ids.set(limiter, byKey);
+      }
+      id = rowId(limiter, key);
+      byKey.set(key, id);
+    }
+    return id;
+  }
+
+  #createClient(): PostgresClient {
+    const options = this.#options;
+    const settings = {
+      max: options.poolSize ?? 10,
+      // postgres.js takes seconds.
+      connect_timeout: (options.connectTimeoutMs ?? 5000) / 1000,
+      // postgres.js backs off up to 20 s between reconnection attempts, and calls queue meanwhile:
+      // a limiter must be exact again soon after PostgreSQL is back, so retry within half a second.
+      backoff: reconnectDelaySeconds,
+      // Idle connections are closed after a minute: a burst does not keep its pool forever.
+      idle_timeout: 60,
+      // The engine binds no array or custom-typed parameter: skip the type lookup on connect.
+      fetch_types: false,
+      // CREATE ... IF NOT EXISTS notices are not worth a console line.
+      onnotice: () => {},
+      // The server ends a statement nobody waits for any more (the engine's deadline answered its
+      // caller already), so a stalled query never holds a pooled connection for long.
+      // The functions rely on READ COMMITTED (a fresh snapshot per statement, a re-check after a
+      // lock wait): a database whose default is REPEATABLE READ or SERIALIZABLE would turn
+      // contention into serialization errors.
+      connection: {
+        application_name: "ratesync",
+        statement_timeout: this.#statementTimeoutMs,
+        default_transaction_isolation: "read committed" as const,
+      },
+    };
+    return options.url === undefined ? postgres(settings) : postgres(options.url, settings);
+  }
+}
+
+/**
+ * Creates a PostgreSQL engine.
+ *
+ * @example
+ * ```ts
+ * import { configureLimiter, configureStore } from "@ratesync/core";
+ * import { createPostgresEngine } from "@ratesync/postgres";
+ *
+ * configureStore("main", { engine: createPostgresEngine({ url: process.env.DATABASE_URL }) });
+ * // or simply: configureStore("main", { engine: "postgres", url: process.env.DATABASE_URL });
+ * configureLimiter("api", { store: "main", ratePerSecond: 100, burst: 20 });
+ * ```
+ */
+export function createPostgresEngine(options: PostgresEngineOptions = {}): PostgresEngine {
+  return new PostgresEngine(options);
+}
+
+/** The engine definition `@ratesync/core` loads for `engine = "postgres"`. */
+export const engine: EngineDefinition<PostgresEngineOptions> = {
+  name: "postgres",
+  // The keys core validates for `engine = "postgres"` before this package is even loaded.
+  optionKeys: BUILTIN_ENGINE_KEYS.postgres,
+  create: (options, context) => new PostgresEngine(options, context),
+};
