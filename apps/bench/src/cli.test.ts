@@ -11,6 +11,8 @@ describe("parseOptions", () => {
       warmupSeconds: 0.5,
       algorithm: "token_bucket",
       redisUrl: "redis://127.0.0.1:6379",
+      natsUrl: "nats://127.0.0.1:4222",
+      postgresUrl: "postgres://postgres@127.0.0.1:5432/test",
       json: undefined,
       quick: false,
       help: false,
@@ -28,6 +30,13 @@ describe("parseOptions", () => {
     expect(parseOptions(["--redis-url", "redis://127.0.0.1:6380"], env).redisUrl).toBe("redis://127.0.0.1:6380");
     expect(parseOptions([], env).redisUrl).toBe("redis://bench-a.test:6379");
     expect(parseOptions([], { REDIS_URL: "redis://bench-b.test:6379" }).redisUrl).toBe("redis://bench-b.test:6379");
+  });
+
+  it("takes the NATS URL from --nats-url, then BENCH_NATS_URL, then NATS_URL", () => {
+    const env = { BENCH_NATS_URL: "nats://bench-a.test:4222", NATS_URL: "nats://bench-b.test:4222" };
+    expect(parseOptions(["--nats-url", "nats://127.0.0.1:4223"], env).natsUrl).toBe("nats://127.0.0.1:4223");
+    expect(parseOptions([], env).natsUrl).toBe("nats://bench-a.test:4222");
+    expect(parseOptions([], { NATS_URL: "nats://bench-b.test:4222" }).natsUrl).toBe("nats://bench-b.test:4222");
   });
 
   it("ignores the -- that pnpm passes through", () => {

@@ -25,6 +25,10 @@ export interface BenchOptions {
   readonly algorithm: BenchAlgorithm;
   /** The Redis server of the redis suite. @default "redis://127.0.0.1:6379" */
   readonly redisUrl: string;
+  /** The NATS server (with JetStream) of the nats suite. @default "nats://127.0.0.1:4222" */
+  readonly natsUrl: string;
+  /** The PostgreSQL database of the postgres suite. @default "postgres://postgres@127.0.0.1:5432/test" */
+  readonly postgresUrl: string;
   /** Where to write the results as JSON; `undefined` writes no file. */
   readonly json: string | undefined;
   /** Whether `--quick` (or `BENCH_QUICK=1`) asked for the short run. */
@@ -38,7 +42,7 @@ export const USAGE = `Usage: pnpm bench [-- options]
 
 Options (each also read from the environment variable in brackets):
   --suite <names>      suites to run, comma-separated or repeated (default: all)   [BENCH_SUITE]
-                       available: memory, redis
+                       available: memory, redis, nats, postgres
   --case <text>        only cases whose name contains the text, repeatable         [BENCH_CASE]
   --rounds <n>         timed rounds per contender                                  [BENCH_ROUNDS]
                        (default: memory 5, redis 3; quick: memory 3, redis 2)
@@ -46,6 +50,9 @@ Options (each also read from the environment variable in brackets):
   --warmup <s>         untimed warm-up per contender (default 0.5, quick 0.2)      [BENCH_WARMUP]
   --algorithm <name>   ratesync algorithm: token_bucket (default) or fixed_window  [BENCH_ALGORITHM]
   --redis-url <url>    Redis of the redis suite (default redis://127.0.0.1:6379)   [BENCH_REDIS_URL]
+  --nats-url <url>     NATS of the nats suite (default nats://127.0.0.1:4222)      [BENCH_NATS_URL]
+  --postgres-url <url> PostgreSQL of the postgres suite                            [BENCH_POSTGRES_URL]
+                       (default postgres://postgres@127.0.0.1:5432/test)
   --json <path>        also write the results as JSON to this file                 [BENCH_JSON]
   --quick              a short run to check that everything works                  [BENCH_QUICK=1]
   --help               this text
@@ -110,6 +117,8 @@ export function parseOptions(
   }
   const json = flags.json ?? env.BENCH_JSON;
   const redisUrl = flags["redis-url"] ?? env.BENCH_REDIS_URL ?? env.REDIS_URL ?? "";
+  const natsUrl = flags["nats-url"] ?? env.BENCH_NATS_URL ?? env.NATS_URL ?? "";
+  const postgresUrl = flags["postgres-url"] ?? env.BENCH_POSTGRES_URL ?? env.POSTGRES_URL ?? "";
   return {
     suites: list(flags.suite, env.BENCH_SUITE),
     cases: list(flags.case, env.BENCH_CASE)?.map((text) => text.toLowerCase()),
@@ -119,6 +128,8 @@ export function parseOptions(
     warmupSeconds: positive("--warmup", flags.warmup ?? env.BENCH_WARMUP, quick ? 0.2 : 0.5, false),
     algorithm,
     redisUrl: redisUrl === "" ? "redis://127.0.0.1:6379" : redisUrl,
+    natsUrl: natsUrl === "" ? "nats://127.0.0.1:4222" : natsUrl,
+    postgresUrl: postgresUrl === "" ? "postgres://postgres@127.0.0.1:5432/test" : postgresUrl,
     json: json === undefined || json === "" ? undefined : json,
     quick,
     help: flags.help === true,
@@ -138,6 +149,8 @@ function parseFlags(args: string[]) {
       warmup: { type: "string" },
       algorithm: { type: "string" },
       "redis-url": { type: "string" },
+      "nats-url": { type: "string" },
+      "postgres-url": { type: "string" },
       json: { type: "string" },
       quick: { type: "boolean" },
       help: { type: "boolean", short: "h" },

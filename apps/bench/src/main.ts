@@ -6,7 +6,10 @@
  */
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
+import { createHttpSuite } from "./cases/http.js";
 import { createMemorySuite } from "./cases/memory.js";
+import { createNatsSuite } from "./cases/nats.js";
+import { createPostgresSuite } from "./cases/postgres.js";
 import { createRedisSuite } from "./cases/redis.js";
 import { type BenchOptions, parseOptions, USAGE, UsageError } from "./cli.js";
 import { type CaseResult, type RunSettings, runCase, type Suite, SuiteUnavailableError } from "./harness.js";
@@ -16,6 +19,9 @@ import { describeEnvironment, formatResults, formatTargets, type SkippedSuite, w
 const SUITES: Readonly<Record<string, (options: BenchOptions) => Suite>> = {
   memory: (options) => createMemorySuite({ algorithm: options.algorithm }),
   redis: (options) => createRedisSuite({ url: options.redisUrl, algorithm: options.algorithm }),
+  http: (options) => createHttpSuite({ algorithm: options.algorithm }),
+  nats: (options) => createNatsSuite({ url: options.natsUrl, algorithm: options.algorithm }),
+  postgres: (options) => createPostgresSuite({ url: options.postgresUrl, algorithm: options.algorithm }),
 };
 
 const require = createRequire(import.meta.url);

@@ -52,6 +52,10 @@ const BUILTIN_ENGINE_RULES: Readonly<Record<BuiltinEngine, Readonly<Record<strin
     user: stringValue,
     password: stringValue,
     creds_file: stringValue,
+    connect_timeout_ms: positiveNumber,
+    // How long entries live after their last write, when the engine creates the bucket.
+    ttl_seconds: positiveNumber,
+    max_conflict_retries: integerRule(0),
     // SPEC section 6: "url or connection".
     connection: clientObject,
   },
@@ -62,6 +66,11 @@ const BUILTIN_ENGINE_RULES: Readonly<Record<BuiltinEngine, Readonly<Record<strin
     auto_create: booleanValue,
     pool_size: integerRule(1),
     unlogged: booleanValue,
+    connect_timeout_ms: positiveNumber,
+    // How long a call may wait for a row another call holds; defaults to request_timeout_ms.
+    lock_timeout_ms: positiveNumber,
+    // Whether each write waits for the WAL flush (synchronous_commit); off by default.
+    durable_commit: booleanValue,
     client: clientObject,
   },
 };

@@ -120,6 +120,15 @@ describe("checkTokenBucketLog", () => {
     expect(checkTokenBucketLog(log, { ...options, minFraction: 0.95 })).toEqual([]);
   });
 
+  it("measures the total over the log's span when calls made at the end were decided a little later", () => {
+    // 20 at once, then one every 10 ms up to 10.04 s: 1025 admissions over a 10,040 ms span are
+    // within burst + rate * span + 1; the same count crammed into 10 s is not.
+    const late = [...evenly(T0, 20, 0), ...evenly(T0 + 10, 1004, 10)];
+    expect(checkTokenBucketLog(late, options)).toEqual([]);
+    const crammed = [...evenly(T0, 20, 0), ...evenly(T0 + 10, 1004, 9990 / 1004)];
+    expect(checkTokenBucketLog(crammed, options).map((violation) => violation.kind)).toContain("too-many");
+  });
+
   it("forgives one admission at the edge, not two", () => {
     const perfect = [...evenly(T0, 20, 0), ...evenly(T0 + 10, 1000, 10)];
     expect(checkTokenBucketLog([...perfect, T0 + 5000], options)).toEqual([]);

@@ -111,7 +111,9 @@ export function maxInAnyInterval(times: readonly number[], lengthMs: number): nu
 
 /**
  * Checks a token bucket's admission log (epoch ms, any order) against its claims: at most
- * `burst + rate * duration + 1` admissions in total (at least `minFraction` of that, when given),
+ * `burst + rate * duration + 1` admissions in total, where the duration is the run's, or the
+ * log's own span when that is longer (a call made just before the run ends is decided a round
+ * trip later); at least `minFraction` of the run's budget, when given;
  * and no interval holding more than `burst + rate * length + 1`: for every pair of admissions
  * `i < j` in time order, `j - i + 1 <= burst + rate * (t_j - t_i) / 1000 + 1`. The `+ 1` forgives
  * the admission at the very edge of an interval (and rounding in the store).
@@ -134,7 +136,8 @@ export function checkTokenBucketLog(times: readonly number[], options: TokenBuck
   const first = sorted[0] ?? Number.NaN;
   const last = sorted[sorted.length - 1] ?? Number.NaN;
 
-  const most = burst + perMs * durationMs + 1;
+  const spanMs = Math.max(durationMs, sorted.length > 0 ? last - first : 0);
+  const most = burst + perMs * spanMs + 1;
   if (sorted.length > most) {
     violations.push({
       kind: "too-many",
@@ -142,17 +145,18 @@ export function checkTokenBucketLog(times: readonly number[], options: TokenBuck
       bound: most,
       from: first,
       to: last,
-      message: `${sorted.length} admissions in a run of ${durationMs} ms, more than burst ${burst} + ${ratePerSecond}/s * ${durationMs / 1000} s + 1 = ${most}`,
+      message: `${sorted.length} admissions in ${spanMs} ms, more than burst ${burst} + ${ratePerSecond}/s * ${spanMs / 1000} s + 1 = ${most}`,
     });
   }
-  if (minFraction !== undefined && sorted.length < minFraction * most) {
+  const budget = burst + perMs * durationMs + 1;
+  if (minFraction !== undefined && sorted.length < minFraction * budget) {
     violations.push({
       kind: "too-few",
       count: sorted.length,
-      bound: minFraction * most,
+      bound: minFraction * budget,
       from: first,
       to: last,
-      message: `${sorted.length} admissions in a run of ${durationMs} ms, fewer than ${minFraction * 100} % of ${most} = ${minFraction * most}`,
+      message: `${sorted.length} admissions in a run of ${durationMs} ms, fewer than ${minFraction * 100} % of ${budget} = ${minFraction * budget}`,
     });
   }
 
