@@ -9,9 +9,16 @@ import type {
   LeaseRequest,
   PeekRequest,
   Policy,
+  RateState,
   RenewRequest,
 } from "@ratesync/core";
-import { BUILTIN_ENGINE_KEYS, DEFAULT_REQUEST_TIMEOUT_MS, RateSyncError } from "@ratesync/core";
+import {
+  BUILTIN_ENGINE_KEYS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  decide as decideLocally,
+  RateSyncError,
+  TIME_EPSILON_MS,
+} from "@ratesync/core";
 import { Cluster, Redis } from "ioredis";
 import { keysFor, type RedisKeys } from "./keys.js";
 import { DECIDE, FIXED_WINDOW, RELEASE, RENEW, RESET, TOKEN_BUCKET } from "./scripts.js";
@@ -97,23 +104,40 @@ function fields(reply: unknown): string[] {
 }
 
 /**
- * The reply of the token bucket and fixed window scripts: allowed, now (epoch us), remaining,
- * reset in (us), retry after (us).
+ * The decision of a token bucket or fixed window script, whose reply is Redis's verdict, its
+ * `TIME` and the state before the call (see `scripts.ts`). The numbers of the decision come from
+ * `@ratesync/core`'s algorithm run on that state at that time: the same computation the script
+ * made, in the same floating-point order, so they are exactly the memory engine's.
  */
-function simpleDecision(reply: unknown): EngineDecision {
-  const [allowed, nowUs, remaining, resetInUs, retryUs] = fields(reply);
-  const now = Number(nowUs) / 1000;
-  const admitted = allowed === "1";
-  return {
-    allowed: admitted,
-    refusedBy: admitted ? undefined : "rate",
+function simpleDecision(reply: unknown, request: DecideRequest): EngineDecision {
+  const [allowed, seconds, micros, first, second] = fields(reply);
+  const now = (Number(seconds) * 1_000_000 + Number(micros)) / 1000;
+  let state: RateState | undefined;
+  if (first !== undefined && first !== "") {
+    state =
+      request.policy.rate?.algorithm === "token_bucket"
+        ? { since: Number(first) / 1000, units: Number(second) }
+        : { start: Number(first), count: Number(second) };
+  }
+  const { decision } = decideLocally(
+    state === undefined ? undefined : { rate: state },
+    request.policy,
+    request.cost,
+    undefined,
     now,
-    remaining: Number(remaining),
-    resetAt: now + Number(resetInUs) / 1000,
-    retryAfterMs: Number(retryUs) / 1000,
-    inUse: 0,
-    leaseExpiresAt: 0,
-  };
+  );
+  const admitted = allowed === "1";
+  if (decision.allowed === admitted) return decision;
+  // Redis's verdict stands. The two computations agree (the conformance suite holds them to it);
+  // this only keeps a decision consistent if a future change ever made them differ.
+  return admitted
+    ? { ...decision, allowed: true, refusedBy: undefined, retryAfterMs: 0 }
+    : {
+        ...decision,
+        allowed: false,
+        refusedBy: "rate",
+        retryAfterMs: Math.max(decision.retryAfterMs, TIME_EPSILON_MS),
+      };
 }
 
 /**
@@ -255,8 +279,22 @@ export class RedisEngine implements Engine {
     // The common limiters get their own small script: one key, GET and SET.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
       return rate.algorithm === "token_bucket"
-        ? this.#run(SCRIPTS.tokenBucket, simpleDecision, keys.tokenBucket, rate.intervalMs, rate.burst, request.cost)
-        : this.#run(SCRIPTS.fixedWindow, simpleDecision, keys.fixedWindow, rate.windowMs, rate.limit, request.cost);
+        ? this.#run(
+            SCRIPTS.tokenBucket,
+            (reply) => simpleDecision(reply, request),
+            keys.tokenBucket,
+            rate.intervalMs,
+            rate.burst,
+            request.cost,
+          )
+        : this.#run(
+            SCRIPTS.fixedWindow,
+            (reply) => simpleDecision(reply, request),
+            keys.fixedWindow,
+            rate.windowMs,
+            rate.limit,
+            request.cost,
+          );
     }
     return this.#general(0, request, keys, request.leaseId ?? "");
   }

@@ -7,17 +7,23 @@
  * floating-point order, and the engine conformance suite compares every answer with them. Time is
  * Redis's own (`TIME`), so application clocks never change a decision.
  *
- * A decision's reply is one string of whole numbers separated by spaces, written by a single
- * `string.format` with `%d`: the store's time as epoch microseconds (exact in a double), and every
- * other time as whole microseconds from it, each rounded first (half a microsecond at most, far
- * inside the conformance tolerance). One string costs Redis and ioredis much less than an array
- * reply of integers (a Lua table, then one RESP item per value). Numbers written back use `%d` or
- * `%.17g`: Redis would otherwise format them with 14 significant digits and lose the
- * sub-millisecond part of epoch times.
+ * A decision's reply is one string of whole numbers separated by spaces: one string costs Redis
+ * and ioredis much less than an array reply (a Lua table, then one RESP item per value). Numbers
+ * written back use `%d` or `%.17g`: Redis would otherwise format them with 14 significant digits
+ * and lose the sub-millisecond part of epoch times.
  *
  * The token bucket and fixed window without a concurrency limit, by far the most common limiters,
  * get scripts of their own: one string key, one GET and one SET with PX, no Lua function
- * definitions. Everything else goes through the general script.
+ * definitions. Their reply is `"<allowed> <seconds> <microseconds> <state>"`: the verdict (1 or
+ * 0), the store's `TIME`, and the state as it was before the call (empty when there was none).
+ * Only the verdict has to be taken inside Redis; the engine computes the rest of the decision
+ * (remaining, reset, retry after) from that state and time with `@ratesync/core`'s own algorithm,
+ * so the script spends nothing on it and the numbers are exactly the memory engine's.
+ *
+ * Everything else goes through the general script, whose reply carries the whole decision: the
+ * store's time as epoch microseconds (exact in a double), and every other time as whole
+ * microseconds from it, each rounded first (half a microsecond at most, far inside the
+ * conformance tolerance).
  */
 
 /**
@@ -41,7 +47,7 @@ end
 /**
  * Token bucket, no concurrency. KEYS: the bucket, a string "since units" (`since` in epoch
  * microseconds, an integer: it is always a `TIME` reading). ARGV: interval ms, burst, cost.
- * Reply: "allowed now_us remaining reset_in_us retry_after_us".
+ * Reply: see the module comment.
  */
 export const TOKEN_BUCKET = `
 local t = redis.call('TIME')
@@ -55,14 +61,13 @@ if v then
   since_us = tonumber(string.sub(v, 1, space - 1))
   units = tonumber(string.sub(v, space + 1))
   tat = since_us / 1000 + units * a
+else
+  v = ''
 end
 local debt = 0
 if tat > now then debt = tat - now end
-local capacity = b * a
 local after = debt + c * a
-if after > capacity + 0.0005 then
-  return string.format('0 %d %d %d %d', now_us, math.max(0, math.floor((capacity - debt + 0.0005) / a)), math.floor(debt * 1000 + 0.5), math.floor((after - capacity) * 1000 + 0.5))
-end
+if after > b * a + 0.0005 then return '0 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v end
 if tat <= now then
   since_us = now_us
   units = c
@@ -72,12 +77,12 @@ end
 local ms = math.ceil(after)
 if ms < 1 then ms = 1 end
 redis.call('SET', KEYS[1], string.format('%d %d', since_us, units), 'PX', ms)
-return string.format('1 %d %d %d 0', now_us, math.max(0, math.floor((capacity - after + 0.0005) / a)), math.floor(after * 1000 + 0.5))
+return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
 `;
 
 /**
- * Fixed window, no concurrency. KEYS: the window (a string "start count"). ARGV: window ms,
- * limit, cost. Reply: as {@link TOKEN_BUCKET}.
+ * Fixed window, no concurrency. KEYS: the window (a string "start count", `start` in epoch ms).
+ * ARGV: window ms, limit, cost. Reply: see the module comment.
  */
 export const FIXED_WINDOW = `
 local t = redis.call('TIME')
@@ -90,19 +95,14 @@ local v = redis.call('GET', KEYS[1])
 if v then
   local space = string.find(v, ' ', 1, true)
   if tonumber(string.sub(v, 1, space - 1)) == start then used = tonumber(string.sub(v, space + 1)) end
+else
+  v = ''
 end
-local window_end = start + a
-if used + c > b then
-  local reset_in = 0
-  if used > 0 then reset_in = window_end - now end
-  return string.format('0 %d %d %d %d', now_us, b - used, math.floor(reset_in * 1000 + 0.5), math.floor((window_end - now) * 1000 + 0.5))
-end
-local ms = math.ceil(window_end - now)
+if used + c > b then return '0 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v end
+local ms = math.ceil(start + a - now)
 if ms < 1 then ms = 1 end
 redis.call('SET', KEYS[1], string.format('%.17g %d', start, used + c), 'PX', ms)
-local reset_in = 0
-if used + c > 0 then reset_in = window_end - now end
-return string.format('1 %d %d %d 0', now_us, b - used - c, math.floor(reset_in * 1000 + 0.5))
+return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
 `;
 
 /**
