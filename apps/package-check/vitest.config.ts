@@ -1,0 +1,3 @@
+import { ratesyncProject } from "../../vitest.shared.js";
+
+export default ratesyncProject("package-check");
