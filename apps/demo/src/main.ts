@@ -1,82 +1,76 @@
 /**
- * The demo: many callers share one limited partner API through ratesync.
+ * The demo.
  *
- * The limits come from `rate-sync.toml` beside this app, loaded on first use (zero-config): 20
- * calls per second with bursts of 5, and at most 4 calls in flight. Every caller just does
- * `await using slot = await acquire("partner_api")` and calls the API; the table shows, second by
- * second, that the limits hold however many callers push.
+ * - `pnpm demo`: in one process, many callers share a limited partner API; then an HTTP API
+ *   answers two clients, one of which pushes too hard and gets 429s (memory engine, limits from
+ *   `rate-sync.toml` beside this app, loaded on first use).
+ * - `pnpm demo --store redis|postgres|nats`: several processes share one limit through that
+ *   store, and the combined rate holds (`--processes`, default 3).
  *
- * Run: `pnpm demo` (from the repository root), or `pnpm demo --callers 50 --seconds 10`.
+ * Options: `--callers N` (per process), `--seconds S`.
  */
-import { setMaxListeners } from "node:events";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { acquire, close, getLimiter, isRateSyncError, type Slot } from "@ratesync/core";
-import { PartnerApi } from "./partner-api.js";
-import { SecondBySecond } from "./report.js";
+import { runHttpScene } from "./http-scene.js";
+import { runPartnerScene } from "./partner-scene.js";
+import { runSharedStoreScene, runSharedStoreWorker, SHARED_STORES, type SharedStore } from "./shared-store.js";
+
+const USAGE = `Usage: pnpm demo [--callers N] [--seconds S] [--store ${SHARED_STORES.join("|")} [--processes P]]`;
+
+function fail(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  process.exit(2);
+}
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
   options: {
-    callers: { type: "string", default: "24" },
+    callers: { type: "string" },
     seconds: { type: "string", default: "6" },
+    store: { type: "string" },
+    processes: { type: "string", default: "3" },
+    // Internal: how the shared-store scene starts its worker processes.
+    worker: { type: "boolean", default: false },
+    "start-at": { type: "string" },
+    "end-at": { type: "string" },
   },
 });
-const callers = Number(values.callers);
+
+function positiveInteger(name: string, text: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) fail(`--${name} must be a whole number >= 1, got "${text}".`);
+  return value;
+}
+
 const seconds = Number(values.seconds);
-if (!Number.isInteger(callers) || callers < 1 || !Number.isFinite(seconds) || seconds <= 0) {
-  console.error("Usage: pnpm demo [--callers N (>= 1)] [--seconds S (> 0)]");
-  process.exit(2);
+if (!Number.isFinite(seconds) || seconds <= 0) fail(`--seconds must be a number > 0, got "${values.seconds}".`);
+const store = values.store as SharedStore | undefined;
+if (store !== undefined && !SHARED_STORES.includes(store)) {
+  fail(`--store must be one of ${SHARED_STORES.join(", ")}, got "${values.store}".`);
 }
 
-const limiter = getLimiter("partner_api");
-const { ratePerSecond = 0, burst = 1, maxConcurrent = 0 } = limiter.config;
-const api = new PartnerApi({ ratePerSecond, burst, maxInFlight: maxConcurrent });
-const report = new SecondBySecond();
-
-console.log(
-  `ratesync demo: ${callers} callers share a partner API limited to ${ratePerSecond}/s (burst ${burst}) and ${maxConcurrent} in flight.`,
-);
-console.log("Limits come from apps/demo/rate-sync.toml, loaded on first use.\n");
-report.header();
-
-// The run ends for everyone at once: callers still waiting for the limiter give up then.
-const stop = AbortSignal.timeout(seconds * 1000);
-// Every waiting caller listens to this one signal: more than Node's default of 10 listeners.
-setMaxListeners(callers + 1, stop);
-let ticks = 0;
-const ticker = setInterval(() => {
-  if (++ticks <= Math.floor(seconds)) report.flush();
-}, 1000);
-
-async function caller(): Promise<void> {
-  while (!stop.aborted) {
-    // One line does it all: wait for the rate and for a free slot, release when the block ends.
-    let slot: Slot;
-    try {
-      slot = await acquire("partner_api", { signal: stop });
-    } catch (error) {
-      if (isRateSyncError(error, "ABORTED")) return;
-      throw error;
-    }
-    await using _held = slot;
-    report.started(slot.waitedMs, api.inFlight + 1);
-    await api.call();
-  }
+let ok: boolean;
+if (values.worker) {
+  if (store === undefined) fail("--worker needs --store.");
+  await runSharedStoreWorker({
+    store,
+    callers: positiveInteger("callers", values.callers ?? "1"),
+    startAt: Number(values["start-at"]),
+    endAt: Number(values["end-at"]),
+  });
+  ok = process.exitCode === undefined || process.exitCode === 0;
+} else if (store !== undefined) {
+  ok = await runSharedStoreScene(
+    {
+      store,
+      processes: positiveInteger("processes", values.processes),
+      callers: positiveInteger("callers", values.callers ?? "8"),
+      seconds,
+    },
+    fileURLToPath(import.meta.url),
+  );
+} else {
+  ok = await runPartnerScene(positiveInteger("callers", values.callers ?? "24"), seconds);
+  ok = (await runHttpScene(Math.min(seconds, 3))) && ok;
 }
-
-await Promise.all(Array.from({ length: callers }, caller));
-clearInterval(ticker);
-report.flush(true);
-
-const metrics = limiter.metrics();
-console.log(
-  `\n${report.totalStarted} calls in ${seconds} s (${(report.totalStarted / seconds).toFixed(1)}/s; the limit allows ${burst} + ${ratePerSecond}/s).`,
-);
-console.log(
-  `Peak in flight: ${api.peakInFlight} of ${maxConcurrent} allowed. Calls the partner would have refused: ${api.violations}.`,
-);
-console.log(
-  `Limiter metrics: ${metrics.totalAcquisitions} acquisitions, avg wait ${metrics.avgWaitTimeMs.toFixed(0)} ms, max wait ${metrics.maxWaitTimeMs.toFixed(0)} ms, ${metrics.maxConcurrentReached} refusals for a full house, ${metrics.currentConcurrent} slots still held.`,
-);
-await close();
-if (api.violations > 0) process.exitCode = 1;
+if (!ok) process.exitCode = 1;
