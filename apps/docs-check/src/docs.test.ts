@@ -20,6 +20,16 @@ const DOCUMENTS = [
   "docs/engines/redis.md",
   "packages/core/README.md",
   "packages/redis/README.md",
+  "docs/engines/nats.md",
+  "packages/nats/README.md",
+  "docs/engines/postgres.md",
+  "packages/postgres/README.md",
+  "docs/adapters.md",
+  "packages/fastify/README.md",
+  "packages/express/README.md",
+  "packages/hono/README.md",
+  "docs/migrating.md",
+  "docs/observability.md",
 ];
 
 // Samples run inside this app so that `@ratesync/core` (and prom-client) resolve as they would in
