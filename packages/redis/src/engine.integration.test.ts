@@ -72,7 +72,7 @@ window_seconds = 300
 });
 
 describe("Redis engine writes", () => {
-  it("sends the calls of one tick in one socket write, with every reply its own", async () => {
+  it("sends the calls of one tick in a few batched socket writes, with every reply its own", async () => {
     const { Redis } = await import("ioredis");
     const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
     const own = createRateSync({ autoload: false });
@@ -104,7 +104,9 @@ describe("Redis engine writes", () => {
       socket._write = write;
       socket._writev = writev;
 
-      expect(counts).toEqual({ write: 0, writev: 1, chunks: 51 });
+      // 50 calls in batches of 16 (the last batch also holds the user's PING): 4 writes, not 51.
+      expect(counts.write + counts.writev).toBeLessThanOrEqual(4);
+      expect(counts.write + counts.chunks).toBe(51);
       expect(decisions.filter((d) => d.allowed)).toHaveLength(40);
       expect(decisions.map((d) => d.remaining).slice(0, 40)).toEqual(Array.from({ length: 40 }, (_, i) => 39 - i));
     } finally {
