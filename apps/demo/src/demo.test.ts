@@ -36,7 +36,7 @@ describe("the demo", () => {
     expect(stdout).toMatch(/ratelimit-policy: "http_api";q=5;w=1/);
   }, 40_000);
 
-  it.each(["redis"])(
+  it.each(["redis", "postgres", "nats"])(
     "shares one limit between 3 processes through %s, and the combined rate holds",
     async (store) => {
       const { stdout } = await demo("--store", store, "--seconds", "2", "--processes", "3", "--callers", "4");

@@ -48,3 +48,4 @@ export type {
   Workload,
   WorkloadMode,
 } from "./multiprocess-protocol.js";
+export { describeMultiprocessSuite, type MultiprocessSuiteOptions } from "./multiprocess-suite.js";
