@@ -26,6 +26,7 @@ import {
   VerificationError,
 } from "../harness.js";
 import { Outcomes, ratesyncPolicy } from "./policies.js";
+import { forEachKey } from "./shared.js";
 
 /** Options of {@link createNatsSuite}. */
 export interface NatsSuiteOptions {
@@ -64,15 +65,6 @@ interface Context {
   readonly nextRound: () => number;
 }
 
-/** Calls `call` once per key, `PRIME_IN_FLIGHT` at a time. */
-async function forEachKey(keys: readonly string[], call: (key: string) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < keys.length) await call(keys[next++] as string);
-  };
-  await Promise.all(Array.from({ length: Math.min(PRIME_IN_FLIGHT, keys.length) }, worker));
-}
-
 /**
  * ratesync: per round a new registry whose store is a NATS engine on the suite's connection (the
  * engine never closes a connection it was given), one limiter with an id of the round's own, and
@@ -95,7 +87,7 @@ function ratesync(context: Context, algorithm: BenchAlgorithm, keys: readonly st
       let degraded = 0;
       let firstFailure: string | undefined;
       if (count > 1) {
-        await forEachKey(keys, async (key) => {
+        await forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
           const first = await limiter.tryAcquire({ key });
           if (!first.allowed || first.degraded) {
             throw new VerificationError(
@@ -159,7 +151,7 @@ function ceiling(context: Context, keys: readonly string[]): Contender {
         }
         throw new VerificationError(`${CEILING}: ${CEILING_MAX_CONFLICTS} conflicts in a row on "${name}".`);
       };
-      if (count > 1) await forEachKey(names, async (name) => void (await increment(name)));
+      if (count > 1) await forEachKey(names, PRIME_IN_FLIGHT, async (name) => void (await increment(name)));
       let highest = 0;
       return {
         async call(index) {

@@ -26,6 +26,7 @@ import {
   VerificationError,
 } from "../harness.js";
 import { type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
+import { displayUrl, forEachKey } from "./shared.js";
 
 /** Options of {@link createPostgresSuite}. */
 export interface PostgresSuiteOptions {
@@ -86,26 +87,6 @@ interface Context {
   readonly connections: () => Connections;
 }
 
-/** `url` without its password, for messages. */
-function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
-/** Calls `call` once per key, `PRIME_IN_FLIGHT` at a time. */
-async function forEachKey(keys: readonly string[], call: (key: string) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < keys.length) await call(keys[next++] as string);
-  };
-  await Promise.all(Array.from({ length: Math.min(PRIME_IN_FLIGHT, keys.length) }, worker));
-}
-
 /** A postgres.js client with the suite's settings (the same for ours and the ceiling). */
 function client(url: string, max: number, asyncCommit = false): Sql {
   return postgres(url, {
@@ -151,7 +132,7 @@ function ratesync(
         await sql.unsafe(`TRUNCATE "${connections.schema}"."${table}"`);
       };
       if (load.prime) {
-        await forEachKey(keys, async (key) => {
+        await forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
           const first = await limiter.tryAcquire({ key });
           if (!first.allowed || first.degraded) {
             await dispose();
@@ -218,7 +199,7 @@ function peer(context: Context, load: Load, table: string): Contender {
         await pool.query(`TRUNCATE "${schema}"."${table}"`);
       };
       if (load.prime) {
-        await forEachKey(keys, async (key) => {
+        await forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
           try {
             await limiter.consume(key);
           } catch (error) {
@@ -266,7 +247,7 @@ function ceiling(context: Context, load: Load, table: string, asyncCommit: boole
       const dispose = async () => {
         await sql.unsafe(`TRUNCATE ${t}`);
       };
-      if (load.prime) await forEachKey(load.keys, async (key) => void (await upsert(key)));
+      if (load.prime) await forEachKey(load.keys, PRIME_IN_FLIGHT, async (key) => void (await upsert(key)));
       let answered = 0;
       let notCounts = 0;
       let highest = 0;

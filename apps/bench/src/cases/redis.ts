@@ -26,6 +26,7 @@ import {
   VerificationError,
 } from "../harness.js";
 import { type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
+import { displayUrl, forEachKey } from "./shared.js";
 
 /** Options of {@link createRedisSuite}. */
 export interface RedisSuiteOptions {
@@ -102,17 +103,6 @@ interface Context {
   readonly nextPrefix: () => string;
 }
 
-/** `url` without its password, for messages. */
-function displayUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return url;
-  }
-}
-
 /** Connects one client; rejects with a {@link SuiteUnavailableError} saying what to do when Redis is not there. */
 async function connect(url: string): Promise<Redis> {
   const client = new Redis(url, CLIENT_OPTIONS);
@@ -142,15 +132,6 @@ async function unlinkPrefix(client: Redis, prefix: string): Promise<void> {
     cursor = next;
     if (keys.length > 0) await client.unlink(...keys);
   } while (cursor !== "0");
-}
-
-/** Calls `call` once per key, `PRIME_IN_FLIGHT` at a time. */
-async function forEachKey(keys: readonly string[], call: (key: string) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < keys.length) await call(keys[next++] as string);
-  };
-  await Promise.all(Array.from({ length: Math.min(PRIME_IN_FLIGHT, keys.length) }, worker));
 }
 
 /** Runs `prime`, and deletes the round's keys when it fails (the round is never handed out). */
@@ -189,7 +170,7 @@ function ratesync(context: Context, algorithm: BenchAlgorithm, load: Load): Cont
       if (load.prime) {
         await primed(
           () =>
-            forEachKey(keys, async (key) => {
+            forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
               const first = await limiter.tryAcquire({ key });
               if (!first.allowed || first.degraded) {
                 const why = first.degraded ? `degraded: ${first.reason}` : "refused";
@@ -253,7 +234,7 @@ function peer(context: Context, load: Load): Contender {
       if (load.prime) {
         await primed(
           () =>
-            forEachKey(keys, async (key) => {
+            forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
               try {
                 await limiter.consume(key);
               } catch (error) {
@@ -296,7 +277,7 @@ function ceiling(context: Context, load: Load): Contender {
       if (load.prime) {
         await primed(
           () =>
-            forEachKey(keys, async (key) => {
+            forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
               await client.evalsha(ceilingSha, 1, key, CEILING_TTL_MS);
             }),
           dispose,
