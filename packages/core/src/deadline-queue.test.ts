@@ -98,6 +98,21 @@ describe("DeadlineQueue", () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it("expireAll() rejects every pending call at once with its timeout error and stops the timer", async () => {
+    const clock = new FakeClock();
+    const queue = new DeadlineQueue(clock, 1000);
+    const answered = deferred<string>();
+    const settled = queue.bound(answered.promise, () => new Error("late"));
+    answered.resolve("in time");
+    expect(await settled).toBe("in time");
+    const calls = [1, 2, 3].map(() =>
+      queue.bound(new Promise<never>(() => {}), () => new Error("late")).catch((error: Error) => error.message),
+    );
+    queue.expireAll();
+    expect(await Promise.all(calls)).toEqual(["late", "late", "late"]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it("passes a rejection through untouched", async () => {
     const queue = new DeadlineQueue(new FakeClock(), 1000);
     await expect(queue.bound(Promise.reject(new Error("refused")), () => new Error("late"))).rejects.toThrow("refused");

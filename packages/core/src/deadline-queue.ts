@@ -19,6 +19,16 @@ interface PendingCall {
  * that follow one another (one in flight at a time) then share it too, instead of each arming
  * and cancelling one. A lapsing timer with nothing pending does nothing; {@link clear} (from the
  * store's `close()`) cancels it at once.
+ *
+ * Exported for engines that bound their own calls (`Engine.enforcesDeadline`).
+ *
+ * @example
+ * ```ts
+ * import { DeadlineQueue, RateSyncError, systemClock } from "@ratesync/core";
+ *
+ * const deadlines = new DeadlineQueue(systemClock, 1000);
+ * const answer = await deadlines.bound(Promise.resolve(42), () => new RateSyncError("STORE_ERROR", "late"));
+ * ```
  */
 export class DeadlineQueue {
   readonly #clock: Clock;
@@ -38,7 +48,7 @@ export class DeadlineQueue {
    * Settles like `promise`, or rejects with `timeoutError()` once the deadline passes first.
    * A pending call keeps a Node.js process alive until it settles or expires.
    */
-  bound<T>(promise: Promise<T>, timeoutError: () => Error): Promise<T> {
+  bound<T>(promise: PromiseLike<T>, timeoutError: () => Error): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const call: PendingCall = {
         at: this.#clock.now() + this.#timeoutMs,
@@ -59,6 +69,17 @@ export class DeadlineQueue {
         },
       );
     });
+  }
+
+  /** Rejects every pending call now with its timeout error, and cancels the timer (an engine's `close()`). */
+  expireAll(): void {
+    const calls = this.#calls.slice(this.#head);
+    this.clear();
+    for (const call of calls) {
+      if (call.settled) continue;
+      call.settled = true;
+      call.expire();
+    }
   }
 
   /** Cancels the timer and forgets every call (they settle as their promises do, unbounded). */

@@ -10,9 +10,14 @@ import type {
   Policy,
   RenewRequest,
 } from "@ratesync/core";
-import { BUILTIN_ENGINE_KEYS, DEFAULT_REQUEST_TIMEOUT_MS, RateSyncError } from "@ratesync/core";
+import {
+  BUILTIN_ENGINE_KEYS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DeadlineQueue,
+  RateSyncError,
+  systemClock,
+} from "@ratesync/core";
 import postgres, { type Sql } from "postgres";
-import { QueryDeadlines } from "./deadline.js";
 import { rowId } from "./identifiers.js";
 import {
   DEFAULT_SCHEMA,
@@ -236,7 +241,14 @@ export class PostgresEngine implements Engine {
   readonly objects: PostgresObjects;
   readonly #options: PostgresEngineOptions;
   readonly #ownsClient: boolean;
-  readonly #deadlines: QueryDeadlines;
+  /**
+   * The deadline of every call: one timer for all pending queries. A query past it is not
+   * cancelled from here (postgres.js' `cancel()` left a connection that was still connecting
+   * unusable: the pool never recovered after a restart); the server bounds it instead, with
+   * `lock_timeout` per call and `statement_timeout` on the engine's own connections.
+   */
+  readonly #deadlines: DeadlineQueue;
+  readonly #timeoutMs: number;
   readonly #lockMs: number;
   readonly #statementTimeoutMs: number;
   readonly #durable: boolean;
@@ -272,7 +284,8 @@ export class PostgresEngine implements Engine {
     const deadline = context?.requestTimeoutMs ?? options.requestTimeoutMs;
     this.enforcesDeadline = deadline !== undefined;
     const timeoutMs = deadline ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.#deadlines = new QueryDeadlines(timeoutMs, `PostgreSQL (${this.objects.qualifiedTable})`);
+    this.#deadlines = new DeadlineQueue(systemClock, timeoutMs);
+    this.#timeoutMs = timeoutMs;
     this.#lockMs = Math.max(1, Math.ceil(options.lockTimeoutMs ?? timeoutMs));
     // Past the call's deadline, with room for the setup DDL on a slow first connection.
     this.#statementTimeoutMs = Math.max(Math.ceil(2 * timeoutMs), 10_000);
@@ -322,6 +335,7 @@ export class PostgresEngine implements Engine {
         new Promise<EngineDecision>((resolve, reject) => {
           waiting.push({ cost, resolve, reject });
         }),
+        () => this.#timeoutError(),
       );
     }
     this.#lanes.set(lane, []);
@@ -430,9 +444,11 @@ export class PostgresEngine implements Engine {
     }
     if (!this.#ready) return this.#prepared().then(() => this.#run(text, params, map));
     const query = this.client.unsafe(text, params, { prepare: true }).values() as PromiseLike<unknown[][]>;
-    return this.#deadlines.bound(query).then(map, (error: unknown) => {
-      throw this.#explain(error);
-    });
+    return this.#deadlines
+      .bound(query, () => this.#timeoutError())
+      .then(map, (error: unknown) => {
+        throw this.#explain(error);
+      });
   }
 
   /**
@@ -482,7 +498,7 @@ export class PostgresEngine implements Engine {
     this.#lanes.clear();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
-    this.#deadlines.clear();
+    this.#deadlines.expireAll();
     const listening = this.#listening;
     this.#listening = undefined;
     const client = this.#client;
@@ -502,8 +518,17 @@ export class PostgresEngine implements Engine {
     }
   }
 
+  /** The error of a call that passed its deadline. */
+  #timeoutError(): RateSyncError {
+    return new RateSyncError(
+      "STORE_ERROR",
+      `PostgreSQL (${this.objects.qualifiedTable}) did not answer within ${this.#timeoutMs} ms.`,
+      { details: { timeoutMs: this.#timeoutMs } },
+    );
+  }
+
   /** Waits (bounded) until the table and functions exist, creating them when allowed. */
-  #prepared(waitMs = this.#deadlines.timeoutMs): Promise<void> {
+  #prepared(waitMs = this.#timeoutMs): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
     this.#setup ??= this.#createObjects().then(
       () => {
@@ -518,7 +543,7 @@ export class PostgresEngine implements Engine {
     );
     const setup = this.#setup;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(this.#deadlines.timeoutError()), waitMs);
+      const timer = setTimeout(() => reject(this.#timeoutError()), waitMs);
       setup.then(
         () => {
           clearTimeout(timer);
