@@ -1,6 +1,7 @@
 import { createRateSync, type RateSync } from "@ratesync/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisEngine } from "./engine.js";
+import { keysFor } from "./keys.js";
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `ratesync-test-${process.pid}-${Date.now()}:`;
@@ -41,6 +42,35 @@ describe("Redis engine smoke", () => {
     await b.release();
     await c.release();
     expect((await rs.getLimiter("cc").state("k")).concurrency?.inUse).toBe(0);
+  });
+});
+
+describe("Redis engine counts", () => {
+  // The small scripts append a new count to the stored time as plain Lua text, which is exact
+  // only below 10^14 (Lua prints numbers with 14 digits): past it they must write the count in
+  // full, or the next call reads a rounded one.
+  it.each([
+    ["token_bucket", "tokenBucket", { ratePerSecond: 1, burst: 3e14 + 3 }],
+    ["fixed_window", "fixedWindow", { algorithm: "fixed_window", limit: 3e14 + 3, windowSeconds: 3600 }],
+    // With a concurrency limit the general script decides, and writes the bucket itself.
+    ["token_bucket with slots", "tokenBucket", { ratePerSecond: 1, burst: 3e14 + 3, maxConcurrent: 5 }],
+  ] as const)("%s stores counts past 10^14 exactly", async (name, field, policy) => {
+    const engine = createRedisEngine({ url, keyPrefix: prefix });
+    const id = `big-${name.replaceAll(" ", "-")}`;
+    rs.configureStore(id, { engine });
+    rs.configureLimiter(id, { store: id, ...policy });
+    const answers = [];
+    for (let i = 0; i < 2; i++) {
+      const { allowed, degraded } = await rs.tryAcquire(id, { key: "k", cost: 1e14 + 1 });
+      answers.push({ allowed, degraded });
+    }
+    // Not degraded: a write Redis refused would fail the script, and fail-open would admit anyway.
+    expect(answers).toEqual([
+      { allowed: true, degraded: false },
+      { allowed: true, degraded: false },
+    ]);
+    const stored = await engine.client.get(keysFor(prefix, id, "k")[field]);
+    expect(stored?.split(" ")[1]).toBe("200000000000002");
   });
 });
 

@@ -10,7 +10,11 @@
  * A decision's reply is one string of whole numbers separated by spaces: one string costs Redis
  * and ioredis much less than an array reply (a Lua table, then one RESP item per value). Numbers
  * written back use `%d` or `%.17g`: Redis would otherwise format them with 14 significant digits
- * and lose the sub-millisecond part of epoch times.
+ * and lose the sub-millisecond part of epoch times. The common write of the two small scripts
+ * (one more unit in the same bucket or window) skips the formatting: it keeps the stored time's
+ * text as it was and appends the new count, whose plain `tostring` is exact below 10^14.
+ * Expiries are capped at 10^15 ms (about 31,700 years): Lua hands Redis larger numbers in exponent
+ * form, which `PX` and `PEXPIRE` refuse.
  *
  * The token bucket and fixed window without a concurrency limit, by far the most common limiters,
  * get scripts of their own: one string key, one GET and one SET with PX, no Lua function
@@ -39,7 +43,7 @@ local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local now = now_us / 1000
 local function ttl(expires_at)
   local ms = math.ceil(expires_at - now)
-  if ms < 1 then ms = 1 end
+  if ms < 1 then ms = 1 elseif ms > 1e15 then ms = 1e15 end
   return ms
 end
 `;
@@ -51,16 +55,16 @@ end
  */
 export const TOKEN_BUCKET = `
 local t = redis.call('TIME')
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local now_us = t[1] * 1000000 + t[2]
 local now = now_us / 1000
 local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local since_us, units, tat = now_us, 0, now
+local since, units, tat = nil, 0, now
 local v = redis.call('GET', KEYS[1])
 if v then
   local space = string.find(v, ' ', 1, true)
-  since_us = tonumber(string.sub(v, 1, space - 1))
+  since = string.sub(v, 1, space - 1)
   units = tonumber(string.sub(v, space + 1))
-  tat = since_us / 1000 + units * a
+  tat = since / 1000 + units * a
 else
   v = ''
 end
@@ -68,15 +72,16 @@ local debt = 0
 if tat > now then debt = tat - now end
 local after = debt + c * a
 if after > b * a + 0.0005 then return '0 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v end
+local state
 if tat <= now then
-  since_us = now_us
-  units = c
+  state = string.format('%d %d', now_us, c)
 else
   units = units + c
+  state = units < 1e14 and since .. ' ' .. units or string.format('%s %d', since, units)
 end
 local ms = math.ceil(after)
-if ms < 1 then ms = 1 end
-redis.call('SET', KEYS[1], string.format('%d %d', since_us, units), 'PX', ms)
+if ms < 1 then ms = 1 elseif ms > 1e15 then ms = 1e15 end
+redis.call('SET', KEYS[1], state, 'PX', ms)
 return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
 `;
 
@@ -86,22 +91,25 @@ return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
  */
 export const FIXED_WINDOW = `
 local t = redis.call('TIME')
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local now = now_us / 1000
+local now = (t[1] * 1000000 + t[2]) / 1000
 local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local start = math.floor(now / a) * a
-local used = 0
+local used, same = 0, nil
 local v = redis.call('GET', KEYS[1])
 if v then
   local space = string.find(v, ' ', 1, true)
-  if tonumber(string.sub(v, 1, space - 1)) == start then used = tonumber(string.sub(v, space + 1)) end
+  same = string.sub(v, 1, space - 1)
+  if tonumber(same) == start then used = tonumber(string.sub(v, space + 1)) else same = nil end
 else
   v = ''
 end
 if used + c > b then return '0 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v end
+local state
+used = used + c
+if same and used < 1e14 then state = same .. ' ' .. used else state = string.format('%.17g %d', start, used) end
 local ms = math.ceil(start + a - now)
-if ms < 1 then ms = 1 end
-redis.call('SET', KEYS[1], string.format('%.17g %d', start, used + c), 'PX', ms)
+if ms < 1 then ms = 1 elseif ms > 1e15 then ms = 1e15 end
+redis.call('SET', KEYS[1], state, 'PX', ms)
 return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
 `;
 
