@@ -158,37 +158,70 @@ describe("PostgreSQL engine upgrades", () => {
 });
 
 describe("PostgreSQL engine at work", () => {
-  it("gives up on a row held by another session within lock_timeout, with an error that says so", async () => {
-    const name = schema("locked");
-    const engine = new PostgresEngine({ url: TEST_URL, schema: name, requestTimeoutMs: 3000, lockTimeoutMs: 100 });
+  // The engine's own sessions get lock_timeout when they connect; on a client passed in, every
+  // write sets it for its own transaction.
+  it.each(["its own connections", "a client passed in"])(
+    "gives up on a row held by another session within lock_timeout, on %s, with an error that says so",
+    async (clientKind) => {
+      const name = schema("locked");
+      const given =
+        clientKind === "a client passed in" ? postgres(TEST_URL, { max: 2, onnotice: () => {} }) : undefined;
+      const engine = new PostgresEngine({
+        ...(given === undefined ? { url: TEST_URL } : { client: given }),
+        schema: name,
+        requestTimeoutMs: 3000,
+        lockTimeoutMs: 100,
+      });
+      try {
+        await engine.decide(call);
+        let release: () => void = () => {};
+        const held = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        let locked: () => void = () => {};
+        const isLocked = new Promise<void>((resolve) => {
+          locked = resolve;
+        });
+        const holder = admin.begin(async (tx) => {
+          await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "k")]);
+          locked();
+          await held;
+        });
+        await isLocked;
+        const start = performance.now();
+        const error = await rejectionOf(engine.decide(call));
+        const ms = performance.now() - start;
+        release();
+        await holder;
+        expect(isRateSyncError(error, "STORE_ERROR")).toBe(true);
+        expect(error.message).toContain("lock_timeout");
+        expect(ms).toBeLessThan(1000);
+        // The refused-by-lock call spent nothing.
+        expect((await engine.decide(call)).remaining).toBe(3);
+      } finally {
+        await engine.close();
+        await given?.end({ timeout: 1 });
+      }
+    },
+  );
+
+  it("opens its own sessions with the lock timeout and, unless durable_commit, asynchronous commits", async () => {
+    const name = schema("session");
+    const fast = new PostgresEngine({ url: TEST_URL, schema: name, lockTimeoutMs: 250 });
+    const durable = new PostgresEngine({ url: TEST_URL, schema: name, lockTimeoutMs: 250, durableCommit: true });
     try {
-      await engine.decide(call);
-      let release: () => void = () => {};
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let locked: () => void = () => {};
-      const isLocked = new Promise<void>((resolve) => {
-        locked = resolve;
-      });
-      const holder = admin.begin(async (tx) => {
-        await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "k")]);
-        locked();
-        await held;
-      });
-      await isLocked;
-      const start = performance.now();
-      const error = await rejectionOf(engine.decide(call));
-      const ms = performance.now() - start;
-      release();
-      await holder;
-      expect(isRateSyncError(error, "STORE_ERROR")).toBe(true);
-      expect(error.message).toContain("lock_timeout");
-      expect(ms).toBeLessThan(1000);
-      // The refused-by-lock call spent nothing.
-      expect((await engine.decide(call)).remaining).toBe(3);
+      const settings = async (engine: PostgresEngine) => {
+        await engine.init();
+        const [row] =
+          await engine.client`SELECT current_setting('lock_timeout') AS l, current_setting('synchronous_commit') AS s`;
+        return row;
+      };
+      const [server] = await admin`SELECT current_setting('synchronous_commit') AS s`;
+      expect(await settings(fast)).toEqual({ l: "250ms", s: "off" });
+      expect(await settings(durable)).toEqual({ l: "250ms", s: server?.s });
     } finally {
-      await engine.close();
+      await fast.close();
+      await durable.close();
     }
   });
 

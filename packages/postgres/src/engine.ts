@@ -65,7 +65,8 @@ export interface PostgresEngineOptions {
   unlogged?: boolean | undefined;
   /**
    * Make every write wait for PostgreSQL's WAL flush, as a plain statement does. Off by default:
-   * each call's transaction sets `synchronous_commit = off` for itself, so a decision does not wait
+   * writes commit with `synchronous_commit = off` (the engine's own connections open with it; on a
+   * client passed in, each write's transaction sets it for itself), so a decision does not wait
    * for the disk (several times faster, and a hot row's lock is held for microseconds instead
    * of a flush), at the price of losing the last fraction of a second of decisions if the server
    * crashes (never a corrupt or inconsistent row). See the engine docs.
@@ -77,8 +78,9 @@ export interface PostgresEngineOptions {
   /** How long to wait for a new connection, in ms. @default 5000 */
   connectTimeoutMs?: number | undefined;
   /**
-   * How long a call may wait for a row another call holds (PostgreSQL `lock_timeout`, set per
-   * call). @default the call's deadline (`requestTimeoutMs`)
+   * How long a call may wait for a row another call holds (PostgreSQL `lock_timeout`: set on the
+   * engine's own connections, or per write on a client passed in). @default the call's deadline
+   * (`requestTimeoutMs`)
    */
   lockTimeoutMs?: number | undefined;
   /**
@@ -252,6 +254,13 @@ export class PostgresEngine implements Engine {
   readonly #lockMs: number;
   readonly #statementTimeoutMs: number;
   readonly #durable: boolean;
+  /**
+   * The functions' `p_lock_ms` and `p_durable`: on the engine's own connections `null`, since
+   * each session gets its `lock_timeout` and `synchronous_commit` when it opens; on a client
+   * passed in, the values, which every write then sets for its own transaction.
+   */
+  readonly #lockArg: number | null;
+  readonly #durableArg: boolean | null;
   readonly #text: {
     decide: string;
     rate: string;
@@ -292,6 +301,8 @@ export class PostgresEngine implements Engine {
     this.#durable = options.durableCommit === true;
     this.#ownsClient = options.client === undefined;
     this.#client = options.client;
+    this.#lockArg = this.#ownsClient ? null : this.#lockMs;
+    this.#durableArg = this.#ownsClient ? null : this.#durable;
     const f = this.objects.functions;
     this.#text = {
       decide: `SELECT * FROM ${f.decide}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -341,7 +352,7 @@ export class PostgresEngine implements Engine {
     this.#lanes.set(lane, []);
     const first = this.#run(
       this.#text.rate,
-      [id, kind, a, b, cost, this.#lockMs, this.#durable],
+      [id, kind, a, b, cost, this.#lockArg, this.#durableArg],
       toRateDecision as (rows: unknown[][]) => EngineDecision,
     );
     const next = () => this.#drain(lane, id, kind, a, b);
@@ -359,7 +370,7 @@ export class PostgresEngine implements Engine {
     }
     const batch = calls.splice(0, MAX_BATCH);
     const costs = `{${batch.map((call) => call.cost).join(",")}}`;
-    this.#run(this.#text.rateBatch, [id, kind, a, b, costs, this.#lockMs, this.#durable], (rows) => rows).then(
+    this.#run(this.#text.rateBatch, [id, kind, a, b, costs, this.#lockArg, this.#durableArg], (rows) => rows).then(
       (rows) => {
         batch.forEach((call, index) => {
           const row = rows[index] as RateRow | undefined;
@@ -382,7 +393,7 @@ export class PostgresEngine implements Engine {
   release(request: LeaseRequest): Promise<boolean> {
     return this.#run(
       this.#text.release,
-      [this.#id(request.limiter, request.key), request.leaseId, this.#lockMs, this.#durable],
+      [this.#id(request.limiter, request.key), request.leaseId, this.#lockArg, this.#durableArg],
       (rows) => rows[0]?.[0] === true,
     );
   }
@@ -390,7 +401,7 @@ export class PostgresEngine implements Engine {
   renew(request: RenewRequest): Promise<number | undefined> {
     return this.#run(
       this.#text.renew,
-      [this.#id(request.limiter, request.key), request.leaseId, request.leaseMs, this.#lockMs, this.#durable],
+      [this.#id(request.limiter, request.key), request.leaseId, request.leaseMs, this.#lockArg, this.#durableArg],
       (rows) => {
         const expiresAt = rows[0]?.[0];
         return typeof expiresAt === "number" ? expiresAt : undefined;
@@ -401,7 +412,7 @@ export class PostgresEngine implements Engine {
   reset(target: EngineTarget): Promise<void> {
     return this.#run(
       this.#text.reset,
-      [this.#id(target.limiter, target.key), this.#lockMs, this.#durable],
+      [this.#id(target.limiter, target.key), this.#lockArg, this.#durableArg],
       () => undefined,
     );
   }
@@ -421,8 +432,8 @@ export class PostgresEngine implements Engine {
         concurrency?.maxConcurrent ?? 0,
         concurrency?.leaseMs ?? 0,
         leaseId,
-        this.#lockMs,
-        this.#durable,
+        this.#lockArg,
+        this.#durableArg,
       ],
       toDecision as (rows: unknown[][]) => EngineDecision,
     );
@@ -432,7 +443,7 @@ export class PostgresEngine implements Engine {
    * Runs one prepared statement within the deadline and maps its rows. Once the table is known to
    * exist this is the whole cost of a call: no await before the query is sent.
    */
-  #run<T>(text: string, params: (string | number | boolean)[], map: (rows: unknown[][]) => T): Promise<T> {
+  #run<T>(text: string, params: (string | number | boolean | null)[], map: (rows: unknown[][]) => T): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closedError());
     const down = this.#down;
     if (down !== undefined) {
@@ -692,10 +703,14 @@ export class PostgresEngine implements Engine {
       // The functions rely on READ COMMITTED (a fresh snapshot per statement, a re-check after a
       // lock wait): a database whose default is REPEATABLE READ or SERIALIZABLE would turn
       // contention into serialization errors.
+      // Lock waits and commits are set per session rather than per call (see #lockArg): the
+      // engine's connections run nothing but its own functions and setup.
       connection: {
         application_name: "ratesync",
         statement_timeout: this.#statementTimeoutMs,
         default_transaction_isolation: "read committed" as const,
+        lock_timeout: this.#lockMs,
+        ...(this.#durable ? {} : { synchronous_commit: "off" as const }),
       },
     };
     return options.url === undefined ? postgres(settings) : postgres(options.url, settings);

@@ -114,6 +114,9 @@ export function postgresSetupSql(options: PostgresSetupOptions = {}): string {
   const functions = functionsSql(objects);
   return `-- ratesync PostgreSQL engine: schema ${schema}, table ${table}. Run in one transaction.
 SET LOCAL client_min_messages = warning;
+-- Wait for a concurrent setup however long it takes (statement_timeout still bounds it): the
+-- engine's own sessions carry a lock_timeout as short as one call's deadline.
+SET LOCAL lock_timeout = 0;
 -- Serialises concurrent setups (several processes starting at once).
 SELECT pg_advisory_xact_lock(hashtext(${quoteLiteral(`ratesync setup ${schema}.${table}`)}));
 
@@ -175,8 +178,13 @@ function functionsSql(objects: PostgresObjects): string {
   // instead of hanging (lock_timeout), and unless the store asks for durable commits the commit
   // does not wait for the WAL flush (synchronous_commit off: a crash may lose the last fraction
   // of a second of decisions, never corrupt them). Both transaction-local: they end with the call.
-  const prepareWrite = `PERFORM set_config('lock_timeout', p_lock_ms::text, true),
-        set_config('synchronous_commit', CASE WHEN p_durable THEN current_setting('synchronous_commit') ELSE 'off' END, true);`;
+  // The write's lock timeout and commit mode, for this transaction only. A NULL p_lock_ms means
+  // the session has them already (the engine's own connections, set when they open): setting a
+  // GUC per call costs a decision up to a sixth of its time.
+  const prepareWrite = `IF p_lock_ms IS NOT NULL THEN
+        PERFORM set_config('lock_timeout', p_lock_ms::text, true),
+          set_config('synchronous_commit', CASE WHEN p_durable THEN current_setting('synchronous_commit') ELSE 'off' END, true);
+      END IF;`;
   return `-- decide (p_mode 0) and peek (p_mode 1). p_kind: 0 none, 1 token bucket (p_a interval ms,
 -- p_b burst), 2 sliding window and 3 fixed window (p_a window ms, p_b limit). p_max 0: no
 -- concurrency limit. Refusals and peeks write nothing.

@@ -69,10 +69,10 @@ interface Load {
 
 /** The suite's pools, once `open()` made them. */
 interface Connections {
-  /** ratesync's client (logged table), handed to `createPostgresEngine({ client })`. */
-  readonly ours: Sql;
-  /** ratesync's client for the UNLOGGED table. */
-  readonly oursUnlogged: Sql;
+  /** Where ratesync's engines connect: each opens its own pool, as configured from a file. */
+  readonly url: string;
+  /** Connections in every contender's pool. */
+  readonly poolSize: number;
   /** rate-limiter-flexible's `storeClient`. */
   readonly peer: pg.Pool;
   /** The ceiling's client. */
@@ -87,7 +87,7 @@ interface Context {
   readonly connections: () => Connections;
 }
 
-/** A postgres.js client with the suite's settings (the same for ours and the ceiling). */
+/** A postgres.js client for the ceilings (with the pool size ratesync's engines get). */
 function client(url: string, max: number, asyncCommit = false): Sql {
   return postgres(url, {
     max,
@@ -98,9 +98,11 @@ function client(url: string, max: number, asyncCommit = false): Sql {
 }
 
 /**
- * ratesync: per round a new registry with a new engine on the suite's client, on the case's own
- * table (created, with its functions, by the engine on the first round), one limiter, and
- * `limiter.tryAcquire({ key })` per call. A degraded decision (a store failure answered by the
+ * ratesync: per round a new registry with a new engine and its own pool (as `engine = "postgres"`
+ * with a `url` makes it: the sessions open with `synchronous_commit = off` and `lock_timeout`), on
+ * the case's own table (created, with its functions, by the engine on the first round), one
+ * limiter, and `limiter.tryAcquire({ key })` per call. The connections the case needs are open
+ * before the round starts, as a running service's are. A degraded decision (a store failure answered by the
  * fail-open policy) fails the round.
  */
 function ratesync(
@@ -109,6 +111,7 @@ function ratesync(
   load: Load,
   table: string,
   unlogged: boolean,
+  inFlight: number,
 ): Contender {
   const { expect, keys } = load;
   const count = keys.length;
@@ -118,18 +121,23 @@ function ratesync(
     role: "ours",
     async start(): Promise<Round> {
       const connections = context.connections();
-      const sql = unlogged ? connections.oursUnlogged : connections.ours;
+      const { url, poolSize, schema } = connections;
+      const engine = createPostgresEngine({ url, poolSize, schema, table, unlogged, requestTimeoutMs: 5000 });
       const rs = createRateSync({ autoload: false });
-      rs.configureStore("pg", {
-        engine: createPostgresEngine({ client: sql, schema: connections.schema, table, unlogged }),
-        requestTimeoutMs: 5000,
-      });
+      rs.configureStore("pg", { engine, requestTimeoutMs: 5000 });
       rs.configureLimiter("bench", { store: "pg", ...ratesyncPolicy(algorithm, expect) });
       await rs.initializeAllLimiters();
+      // As many connections open as the case keeps calls in flight, as in the other contenders'
+      // long-lived pools (postgres.js opens one only when all are busy). Not the whole pool: it
+      // hands idle connections out in turn, so one call at a time would visit ten server
+      // processes instead of one, each with cold caches.
+      await Promise.all(Array.from({ length: Math.min(inFlight, poolSize) }, () => engine.client`SELECT 1`));
       const limiter = rs.getLimiter("bench");
       const dispose = async () => {
         await rs.close();
-        await sql.unsafe(`TRUNCATE "${connections.schema}"."${table}"`);
+        // The registry leaves an engine it was handed open.
+        await engine.close();
+        await connections.ceiling.unsafe(`TRUNCATE "${schema}"."${table}"`);
       };
       if (load.prime) {
         await forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
@@ -340,11 +348,11 @@ export function createPostgresSuite(options: PostgresSuiteOptions = {}): Suite {
           inFlight,
           latency: true,
           contenders: [
-            ratesync(context, algorithm, load, `rs_${n}`, false),
+            ratesync(context, algorithm, load, `rs_${n}`, false, inFlight),
             peer(context, load, `rlflx_${n}`),
             ceiling(context, load, `raw_${n}`, false),
             ceiling(context, load, `rawa_${n}`, true),
-            ratesync(context, algorithm, load, `rsu_${n}`, true),
+            ratesync(context, algorithm, load, `rsu_${n}`, true, inFlight),
           ],
           targets,
         });
@@ -374,8 +382,8 @@ export function createPostgresSuite(options: PostgresSuiteOptions = {}): Suite {
         await probe.end({ timeout: 1 });
       }
       connections = {
-        ours: client(url, poolSize),
-        oursUnlogged: client(url, poolSize),
+        url,
+        poolSize,
         peer: new pg.Pool({ connectionString: url, max: poolSize }),
         ceiling: client(url, poolSize),
         ceilingAsync: client(url, poolSize, true),
@@ -387,12 +395,7 @@ export function createPostgresSuite(options: PostgresSuiteOptions = {}): Suite {
       const open = connections;
       connections = undefined;
       if (open === undefined) return;
-      await Promise.all([
-        open.ours.end({ timeout: 1 }),
-        open.oursUnlogged.end({ timeout: 1 }),
-        open.ceilingAsync.end({ timeout: 1 }),
-        open.peer.end(),
-      ]);
+      await Promise.all([open.ceilingAsync.end({ timeout: 1 }), open.peer.end()]);
       // A round that failed half-way may have left rows behind; none of this run's may stay.
       await open.ceiling.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).catch(() => {});
       await open.ceiling.end({ timeout: 1 });
