@@ -102,8 +102,8 @@ function client(url: string, max: number, asyncCommit = false): Sql {
  * with a `url` makes it: the sessions open with `synchronous_commit = off` and `lock_timeout`), on
  * the case's own table (created, with its functions, by the engine on the first round), one
  * limiter, and `limiter.tryAcquire({ key })` per call. The connections the case needs are open
- * before the round starts, as a running service's are. A degraded decision (a store failure answered by the
- * fail-open policy) fails the round.
+ * before the round starts, as a running service's are. A degraded decision (a store failure
+ * answered by the fail-open policy) fails the round.
  */
 function ratesync(
   context: Context,
