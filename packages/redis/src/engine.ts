@@ -264,6 +264,8 @@ export class RedisEngine implements Engine {
   #corked: CorkableStream | undefined;
   /** Calls written to {@link RedisEngine.#corked} since it was last flushed. */
   #batched = 0;
+  /** Whether this tick made a call already (the next one corks the socket). */
+  #inTick = false;
 
   constructor(options: RedisEngineOptions = {}, context?: Pick<EngineContext, "requestTimeoutMs">) {
     this.#options = options;
@@ -372,11 +374,12 @@ export class RedisEngine implements Engine {
 
   /**
    * Writes the calls made in one tick in batches, with one system call each instead of one per
-   * call: the socket is corked at the first call, flushed every {@link WRITE_BATCH} calls (so Redis
-   * starts on the first ones while this process still prepares the rest), and uncorked once the
-   * tick's synchronous work and promise jobs are done (`process.nextTick` runs after them).
-   * Replies, order and errors are ioredis' own, call by call. Standalone connections only: a
-   * Cluster client spreads calls over several sockets.
+   * call. The first call of a tick is written at once: a lone call (one in flight) gains nothing
+   * from waiting. From the second on, the socket is corked, flushed every {@link WRITE_BATCH}
+   * calls (so Redis starts on the first ones while this process still prepares the rest), and
+   * uncorked once the tick's synchronous work and promise jobs are done (`process.nextTick` runs
+   * after them). Replies, order and errors are ioredis' own, call by call. Standalone connections
+   * only: a Cluster client spreads calls over several sockets.
    */
   #batchWrites(client: RedisClient): void {
     const corked = this.#corked;
@@ -387,17 +390,27 @@ export class RedisEngine implements Engine {
       this.#batched = 0;
       return;
     }
+    if (!this.#inTick) {
+      this.#inTick = true;
+      process.nextTick(this.#endTick);
+      return;
+    }
     if (client instanceof Cluster) return;
     const stream = client.stream as CorkableStream | undefined;
     if (stream === undefined || typeof stream.cork !== "function") return;
     stream.cork();
     this.#corked = stream;
     this.#batched = 0;
-    process.nextTick(() => {
-      this.#corked = undefined;
-      stream.uncork();
-    });
   }
+
+  /** The end of a tick that made calls: flushes what is corked (see {@link RedisEngine.#batchWrites}). */
+  readonly #endTick = (): void => {
+    this.#inTick = false;
+    const corked = this.#corked;
+    if (corked === undefined) return;
+    this.#corked = undefined;
+    corked.uncork();
+  };
 
   /**
    * Subscribes to releases of the target's slots, from any process: one subscriber connection per
