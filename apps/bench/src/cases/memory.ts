@@ -9,8 +9,17 @@
 import { createRateSync } from "@ratesync/core";
 import { RateLimiterMemory } from "rate-limiter-flexible";
 import type { BenchAlgorithm } from "../cli.js";
-import { type BenchCase, type Contender, expectCount, type Round, type Suite, VerificationError } from "../harness.js";
-import { ADMIT_ALL, type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
+import type { BenchCase, Contender, Round, Suite } from "../harness.js";
+import {
+  ADMIT_ALL,
+  DecisionOutcomes,
+  type Expectation,
+  expectPrimed,
+  Outcomes,
+  peerPolicy,
+  RLF,
+  ratesyncPolicy,
+} from "./policies.js";
 
 /** Options of {@link createMemorySuite}. */
 export interface MemorySuiteOptions {
@@ -49,24 +58,13 @@ function ratesync(algorithm: BenchAlgorithm, load: Load): Contender {
       rs.configureStore("mem", { engine: "memory" });
       rs.configureLimiter("bench", { store: "mem", ...ratesyncPolicy(algorithm, expect) });
       const limiter = rs.getLimiter("bench");
-      for (const key of prime) {
-        const first = await limiter.tryAcquire({ key });
-        if (!first.allowed || first.degraded) {
-          throw new VerificationError(`ratesync: the priming call for "${key}" was not admitted by the store.`);
-        }
-      }
-      const outcomes = new Outcomes();
-      let degraded = 0;
+      for (const key of prime) expectPrimed("ratesync", key, await limiter.tryAcquire({ key }));
+      const outcomes = new DecisionOutcomes();
       return {
         async call(index) {
-          const decision = await limiter.tryAcquire({ key: keyOf(index) });
-          // A degraded decision is an admission the store never made: it must not count as work done.
-          if (decision.degraded) degraded++;
-          if (decision.allowed) outcomes.admitted++;
-          else outcomes.refused++;
+          outcomes.count(await limiter.tryAcquire({ key: keyOf(index) }));
         },
         verify(calls) {
-          expectCount("ratesync: degraded decisions (store failures)", degraded, 0);
           outcomes.verify(calls, expect, "ratesync");
         },
         dispose: () => rs.close(),

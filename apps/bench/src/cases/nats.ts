@@ -25,7 +25,7 @@ import {
   SuiteUnavailableError,
   VerificationError,
 } from "../harness.js";
-import { Outcomes, ratesyncPolicy } from "./policies.js";
+import { DecisionOutcomes, expectPrimed, ratesyncPolicy } from "./policies.js";
 import { forEachKey } from "./shared.js";
 
 /** Options of {@link createNatsSuite}. */
@@ -83,35 +83,17 @@ function ratesync(context: Context, algorithm: BenchAlgorithm, keys: readonly st
       rs.configureLimiter(id, { store: "nats", ...ratesyncPolicy(algorithm, "admitted") });
       const limiter = rs.getLimiter(id);
       await rs.initializeAllLimiters();
-      const outcomes = new Outcomes();
-      let degraded = 0;
-      let firstFailure: string | undefined;
+      const outcomes = new DecisionOutcomes();
       if (count > 1) {
         await forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
-          const first = await limiter.tryAcquire({ key });
-          if (!first.allowed || first.degraded) {
-            throw new VerificationError(
-              `ratesync: the priming call for "${key}" was ${first.degraded ? `degraded: ${first.reason}` : "refused"}.`,
-            );
-          }
+          expectPrimed("ratesync", key, await limiter.tryAcquire({ key }));
         });
       }
       return {
         async call(index) {
-          const decision = await limiter.tryAcquire({ key: keys[index % count] as string });
-          if (decision.degraded) {
-            degraded++;
-            firstFailure ??= decision.reason;
-          }
-          if (decision.allowed) outcomes.admitted++;
-          else outcomes.refused++;
+          outcomes.count(await limiter.tryAcquire({ key: keys[index % count] as string }));
         },
         verify(calls) {
-          if (degraded > 0) {
-            throw new VerificationError(
-              `ratesync: ${degraded} degraded decisions (store failures admitted by the fail-open policy), expected none. The first: ${firstFailure}`,
-            );
-          }
           outcomes.verify(calls, "admitted", "ratesync");
         },
         dispose: () => rs.close(),

@@ -3,10 +3,10 @@
  * the same way for a whole run (everything admitted, or everything after one call refused), and
  * the counting each round checks its answers with.
  */
-import type { LimiterOptions } from "@ratesync/core";
+import type { Decision, LimiterOptions } from "@ratesync/core";
 import { RateLimiterRes } from "rate-limiter-flexible";
 import type { BenchAlgorithm } from "../cli.js";
-import { expectCount } from "../harness.js";
+import { expectCount, VerificationError } from "../harness.js";
 
 /** What every timed call of a round must get. */
 export type Expectation = "admitted" | "refused";
@@ -76,4 +76,42 @@ export class Outcomes {
     expectCount(`${contender}: answered calls`, this.admitted + this.refused, calls);
     expectCount(`${contender}: ${expect} calls`, expect === "admitted" ? this.admitted : this.refused, calls);
   }
+}
+
+/**
+ * {@link Outcomes} of ratesync's decisions, which also counts the degraded ones: a degraded
+ * decision is an admission the store never made (a store failure answered by the fail-open
+ * policy), so it must not count as work done, and any fails the round.
+ */
+export class DecisionOutcomes extends Outcomes {
+  degraded = 0;
+  #firstFailure: string | undefined;
+
+  /** Counts one decision. */
+  count(decision: Decision): void {
+    if (decision.degraded) {
+      this.degraded++;
+      this.#firstFailure ??= decision.reason;
+    }
+    if (decision.allowed) this.admitted++;
+    else this.refused++;
+  }
+
+  /** {@link Outcomes.verify}, after a `VerificationError` for any degraded decision, saying why. */
+  override verify(calls: number, expect: Expectation, contender: string): void {
+    if (this.degraded > 0) {
+      // Say why: a store blocked by someone else's slow work reads very differently from a bug.
+      throw new VerificationError(
+        `${contender}: ${this.degraded} degraded decisions (store failures admitted by the fail-open policy), expected none. The first: ${this.#firstFailure}`,
+      );
+    }
+    super.verify(calls, expect, contender);
+  }
+}
+
+/** Throws a `VerificationError` unless an untimed priming call was admitted by the store itself. */
+export function expectPrimed(contender: string, key: string, decision: Decision): void {
+  if (decision.allowed && !decision.degraded) return;
+  const why = decision.degraded ? `degraded: ${decision.reason}` : "refused";
+  throw new VerificationError(`${contender}: the priming call for "${key}" was ${why}.`);
 }

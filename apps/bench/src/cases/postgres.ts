@@ -25,8 +25,16 @@ import {
   type Target,
   VerificationError,
 } from "../harness.js";
-import { type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
-import { displayUrl, forEachKey } from "./shared.js";
+import {
+  DecisionOutcomes,
+  type Expectation,
+  expectPrimed,
+  Outcomes,
+  peerPolicy,
+  RLF,
+  ratesyncPolicy,
+} from "./policies.js";
+import { displayUrl, forEachKey, primed } from "./shared.js";
 
 /** Options of {@link createPostgresSuite}. */
 export interface PostgresSuiteOptions {
@@ -140,34 +148,20 @@ function ratesync(
         await connections.ceiling.unsafe(`TRUNCATE "${schema}"."${table}"`);
       };
       if (load.prime) {
-        await forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
-          const first = await limiter.tryAcquire({ key });
-          if (!first.allowed || first.degraded) {
-            await dispose();
-            const why = first.degraded ? `degraded: ${first.reason}` : "refused";
-            throw new VerificationError(`${name}: the priming call for "${key}" was ${why}.`);
-          }
-        });
+        await primed(
+          () =>
+            forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
+              expectPrimed(name, key, await limiter.tryAcquire({ key }));
+            }),
+          dispose,
+        );
       }
-      const outcomes = new Outcomes();
-      let degraded = 0;
-      let firstFailure: string | undefined;
+      const outcomes = new DecisionOutcomes();
       return {
         async call(index) {
-          const decision = await limiter.tryAcquire({ key: keys[index % count] as string });
-          if (decision.degraded) {
-            degraded++;
-            firstFailure ??= decision.reason;
-          }
-          if (decision.allowed) outcomes.admitted++;
-          else outcomes.refused++;
+          outcomes.count(await limiter.tryAcquire({ key: keys[index % count] as string }));
         },
         verify(calls) {
-          if (degraded > 0) {
-            throw new VerificationError(
-              `${name}: ${degraded} degraded decisions (store failures admitted by the fail-open policy), expected none. The first: ${firstFailure}`,
-            );
-          }
           outcomes.verify(calls, expect, name);
         },
         dispose,

@@ -25,8 +25,16 @@ import {
   type Target,
   VerificationError,
 } from "../harness.js";
-import { type Expectation, Outcomes, peerPolicy, RLF, ratesyncPolicy } from "./policies.js";
-import { displayUrl, forEachKey } from "./shared.js";
+import {
+  DecisionOutcomes,
+  type Expectation,
+  expectPrimed,
+  Outcomes,
+  peerPolicy,
+  RLF,
+  ratesyncPolicy,
+} from "./policies.js";
+import { displayUrl, forEachKey, primed } from "./shared.js";
 
 /** Options of {@link createRedisSuite}. */
 export interface RedisSuiteOptions {
@@ -134,16 +142,6 @@ async function unlinkPrefix(client: Redis, prefix: string): Promise<void> {
   } while (cursor !== "0");
 }
 
-/** Runs `prime`, and deletes the round's keys when it fails (the round is never handed out). */
-async function primed(prime: () => Promise<void>, cleanup: () => Promise<void>): Promise<void> {
-  try {
-    await prime();
-  } catch (error) {
-    await cleanup();
-    throw error;
-  }
-}
-
 /**
  * ratesync: per round a new registry with a new Redis engine on the suite's client (the engine
  * never closes a client it was given) under the round's key prefix, one limiter, and
@@ -171,36 +169,17 @@ function ratesync(context: Context, algorithm: BenchAlgorithm, load: Load): Cont
         await primed(
           () =>
             forEachKey(keys, PRIME_IN_FLIGHT, async (key) => {
-              const first = await limiter.tryAcquire({ key });
-              if (!first.allowed || first.degraded) {
-                const why = first.degraded ? `degraded: ${first.reason}` : "refused";
-                throw new VerificationError(`ratesync: the priming call for "${key}" was ${why}.`);
-              }
+              expectPrimed("ratesync", key, await limiter.tryAcquire({ key }));
             }),
           dispose,
         );
       }
-      const outcomes = new Outcomes();
-      let degraded = 0;
-      let firstFailure: string | undefined;
+      const outcomes = new DecisionOutcomes();
       return {
         async call(index) {
-          const decision = await limiter.tryAcquire({ key: keys[index % count] as string });
-          // A degraded decision is an admission the store never made: it must not count as work done.
-          if (decision.degraded) {
-            degraded++;
-            firstFailure ??= decision.reason;
-          }
-          if (decision.allowed) outcomes.admitted++;
-          else outcomes.refused++;
+          outcomes.count(await limiter.tryAcquire({ key: keys[index % count] as string }));
         },
         verify(calls) {
-          if (degraded > 0) {
-            // Say why: a Redis blocked by someone else's slow script reads very differently from a bug.
-            throw new VerificationError(
-              `ratesync: ${degraded} degraded decisions (store failures admitted by the fail-open policy), expected none. The first: ${firstFailure}`,
-            );
-          }
           outcomes.verify(calls, expect, "ratesync");
         },
         dispose,

@@ -23,3 +23,13 @@ export async function forEachKey(
   };
   await Promise.all(Array.from({ length: Math.min(inFlight, keys.length) }, worker));
 }
+
+/** Runs `prime`, and runs `cleanup` when it fails (the round is never handed out). */
+export async function primed(prime: () => Promise<void>, cleanup: () => Promise<void>): Promise<void> {
+  try {
+    await prime();
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}
