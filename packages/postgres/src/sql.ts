@@ -170,6 +170,57 @@ export function postgresFunctionsVersion(objects: PostgresObjects): string {
   return functionsVersion(functionsSql(objects));
 }
 
+/**
+ * One decision of the `rate` and `rate_batch` functions: the token bucket (p_kind 1, core's
+ * checkTokenBucket) or the fixed window (p_kind 3, checkFixedWindow), in core's floating-point
+ * order, on the state (v_a, v_b) at the instant `now` for the cost `cost` (PL/pgSQL expressions).
+ * v_a is NULL when the row holds no state of this algorithm. Sets allowed, remaining, reset_at and
+ * retry_after_ms and, on an admission, the new state (n_a, n_b). Uses v_x and v_y: the debt before
+ * and after the call (token bucket), the cost used and the window start (fixed window).
+ */
+function rateStep(now: string, cost: string): string {
+  return `IF p_kind = 1 THEN
+      v_x := CASE WHEN v_a IS NULL OR v_a + v_b * p_a <= ${now} THEN 0 ELSE v_a + v_b * p_a - ${now} END;
+      v_y := v_x + ${cost} * p_a;
+      allowed := NOT v_y > p_b * p_a + eps;
+      IF NOT allowed THEN
+        remaining := greatest(0, floor((p_b * p_a - v_x + eps) / p_a));
+        reset_at := ${now} + v_x;
+        retry_after_ms := v_y - p_b * p_a;
+      ELSE
+        remaining := greatest(0, floor((p_b * p_a - v_y + eps) / p_a));
+        reset_at := ${now} + v_y;
+        retry_after_ms := 0;
+        IF v_x = 0 THEN
+          -- The bucket had refilled: a new debt starts now.
+          n_a := ${now};
+          n_b := ${cost};
+        ELSE
+          n_a := v_a;
+          n_b := v_b + ${cost};
+        END IF;
+      END IF;
+    ELSE
+      v_y := floor(${now} / p_a) * p_a;
+      v_x := CASE WHEN v_a = v_y THEN v_b ELSE 0 END;
+      allowed := NOT v_x + ${cost} > p_b;
+      IF NOT allowed THEN
+        remaining := p_b - v_x;
+        reset_at := CASE WHEN v_x > 0 THEN v_y + p_a ELSE ${now} END;
+        retry_after_ms := v_y + p_a - ${now};
+      ELSE
+        remaining := p_b - v_x - ${cost};
+        reset_at := CASE WHEN v_x + ${cost} > 0 THEN v_y + p_a ELSE ${now} END;
+        retry_after_ms := 0;
+        n_a := v_y;
+        n_b := v_x + ${cost};
+      END IF;
+    END IF;`;
+}
+
+/** The expiry of the rate state (n_a, n_b) that {@link rateStep} admitted: when it equals none. */
+const RATE_EXPIRES = "CASE WHEN p_kind = 1 THEN n_a + n_b * p_a ELSE n_a + p_a END";
+
 /** The functions' SQL: CREATE OR REPLACE, so running it again replaces them in place. */
 function functionsSql(objects: PostgresObjects): string {
   const { qualifiedTable: t, functions: f, channel } = objects;
@@ -177,10 +228,10 @@ function functionsSql(objects: PostgresObjects): string {
   // Before a call locks and writes: a row held by someone else fails within the call's deadline
   // instead of hanging (lock_timeout), and unless the store asks for durable commits the commit
   // does not wait for the WAL flush (synchronous_commit off: a crash may lose the last fraction
-  // of a second of decisions, never corrupt them). Both transaction-local: they end with the call.
-  // The write's lock timeout and commit mode, for this transaction only. A NULL p_lock_ms means
-  // the session has them already (the engine's own connections, set when they open): setting a
-  // GUC per call costs a decision up to a sixth of its time.
+  // of a second of decisions, never corrupt them). Set for this transaction only, and only on a
+  // client passed in: a NULL p_lock_ms means the session has them already (the engine's own
+  // connections, set when they open), since setting a GUC per call costs a decision up to a
+  // sixth of its time.
   const prepareWrite = `IF p_lock_ms IS NOT NULL THEN
         PERFORM set_config('lock_timeout', p_lock_ms::text, true),
           set_config('synchronous_commit', CASE WHEN p_durable THEN current_setting('synchronous_commit') ELSE 'off' END, true);
@@ -512,47 +563,11 @@ BEGIN
       -- No rate state of this algorithm: a full bucket, an empty window.
       v_a := NULL;
     END IF;
-    IF p_kind = 1 THEN
-      v_x := CASE WHEN v_a IS NULL OR v_a + v_b * p_a <= now_ms THEN 0 ELSE v_a + v_b * p_a - now_ms END;
-      v_y := v_x + p_cost * p_a;
-      IF v_y > p_b * p_a + eps THEN
-        allowed := false;
-        remaining := greatest(0, floor((p_b * p_a - v_x + eps) / p_a));
-        reset_at := now_ms + v_x;
-        retry_after_ms := v_y - p_b * p_a;
-        RETURN;
-      END IF;
-      allowed := true;
-      remaining := greatest(0, floor((p_b * p_a - v_y + eps) / p_a));
-      reset_at := now_ms + v_y;
-      retry_after_ms := 0;
-      IF v_x = 0 THEN
-        -- The bucket had refilled: a new debt starts now.
-        n_a := now_ms;
-        n_b := p_cost;
-      ELSE
-        n_a := v_a;
-        n_b := v_b + p_cost;
-      END IF;
-      v_expires := n_a + n_b * p_a;
-    ELSE
-      v_y := floor(now_ms / p_a) * p_a;
-      v_x := CASE WHEN v_a = v_y THEN v_b ELSE 0 END;
-      IF v_x + p_cost > p_b THEN
-        allowed := false;
-        remaining := p_b - v_x;
-        reset_at := CASE WHEN v_x > 0 THEN v_y + p_a ELSE now_ms END;
-        retry_after_ms := v_y + p_a - now_ms;
-        RETURN;
-      END IF;
-      allowed := true;
-      remaining := p_b - v_x - p_cost;
-      reset_at := CASE WHEN v_x + p_cost > 0 THEN v_y + p_a ELSE now_ms END;
-      retry_after_ms := 0;
-      n_a := v_y;
-      n_b := v_x + p_cost;
-      v_expires := v_y + p_a;
+    ${rateStep("now_ms", "p_cost")}
+    IF NOT allowed THEN
+      RETURN;
     END IF;
+    v_expires := ${RATE_EXPIRES};
     IF NOT v_locked THEN
       ${prepareWrite}
     END IF;
@@ -600,6 +615,8 @@ DECLARE
   v_changed boolean := false;
   v_x double precision;
   v_y double precision;
+  n_a double precision;
+  n_b double precision;
   v_expires double precision;
 BEGIN
   ${prepareWrite}
@@ -617,49 +634,16 @@ BEGIN
   END IF;
   FOREACH v_cost IN ARRAY p_costs LOOP
     now_ms := v_now;
-    IF p_kind = 1 THEN
-      v_x := CASE WHEN v_a IS NULL OR v_a + v_b * p_a <= v_now THEN 0 ELSE v_a + v_b * p_a - v_now END;
-      v_y := v_x + v_cost * p_a;
-      IF v_y > p_b * p_a + eps THEN
-        allowed := false;
-        remaining := greatest(0, floor((p_b * p_a - v_x + eps) / p_a));
-        reset_at := v_now + v_x;
-        retry_after_ms := v_y - p_b * p_a;
-      ELSE
-        allowed := true;
-        remaining := greatest(0, floor((p_b * p_a - v_y + eps) / p_a));
-        reset_at := v_now + v_y;
-        retry_after_ms := 0;
-        IF v_x = 0 THEN
-          v_a := v_now;
-          v_b := v_cost;
-        ELSE
-          v_b := v_b + v_cost;
-        END IF;
-        v_changed := true;
-      END IF;
-    ELSE
-      v_y := floor(v_now / p_a) * p_a;
-      v_x := CASE WHEN v_a = v_y THEN v_b ELSE 0 END;
-      IF v_x + v_cost > p_b THEN
-        allowed := false;
-        remaining := p_b - v_x;
-        reset_at := CASE WHEN v_x > 0 THEN v_y + p_a ELSE v_now END;
-        retry_after_ms := v_y + p_a - v_now;
-      ELSE
-        allowed := true;
-        remaining := p_b - v_x - v_cost;
-        reset_at := CASE WHEN v_x + v_cost > 0 THEN v_y + p_a ELSE v_now END;
-        retry_after_ms := 0;
-        v_a := v_y;
-        v_b := v_x + v_cost;
-        v_changed := true;
-      END IF;
+    ${rateStep("v_now", "v_cost")}
+    IF allowed THEN
+      v_a := n_a;
+      v_b := n_b;
+      v_changed := true;
     END IF;
     RETURN NEXT;
   END LOOP;
   IF v_changed THEN
-    v_expires := CASE WHEN p_kind = 1 THEN v_a + v_b * p_a ELSE v_a + p_a END;
+    v_expires := ${RATE_EXPIRES};
     UPDATE ${t} SET rate_kind = p_kind, rate_a = v_a, rate_b = v_b, log_at = NULL, log_cost = NULL,
       expires_at = CASE WHEN lease_expiries IS NULL THEN v_expires ELSE greatest(v_expires, expires_at) END,
       version = version + 1
