@@ -94,3 +94,4 @@ export type {
 export { createRateSync, RateSync } from "./rate-sync.js";
 export type { Slot } from "./slot.js";
 export { DEFAULT_REQUEST_TIMEOUT_MS, Store } from "./store.js";
+export { TargetCache } from "./target-cache.js";

@@ -31,6 +31,7 @@ import {
   renewSlot,
   stateExpiresAt,
   systemClock,
+  TargetCache,
 } from "@ratesync/core";
 import { clockProbeKey, encodeKvKey } from "./keys.js";
 import { ServerClock } from "./server-clock.js";
@@ -106,8 +107,6 @@ const MAX_REMEMBERED_JSON = 1024;
 const READ_FIRST_MS = 1000;
 /** Pause before a watch that ended is set up again. */
 const WATCH_RETRY_MS = 1000;
-/** Most (limiter, key) encodings kept; see `NatsEngine.#encode`. */
-const KEY_CACHE_SIZE = 10_000;
 /** Every so often the engine measures its offset to the server's clock again. */
 const CLOCK_PROBE_INTERVAL_MS = 10_000;
 /** Round trips of the first clock measurement (each one narrows the estimate). */
@@ -276,10 +275,10 @@ export class NatsEngine implements Engine {
   readonly #instance = crypto.randomUUID();
   readonly #lanes = new Map<string, Lane>();
   readonly #watches = new Map<string, Watch>();
-  readonly #keyCache = new Map<string, Map<string, string>>();
+  /** The KV key of each (limiter, key). */
+  readonly #kvKeys = new TargetCache(encodeKvKey);
   /** KV key → our last write of it (insertion order = age). */
   readonly #writes = new Map<string, Omit<Remembered, "json"> & { json: string | undefined }>();
-  #cachedKeys = 0;
   #connection: NatsConnection | undefined;
   #kv: KV | undefined;
   #ttlMs = 0;
@@ -377,7 +376,7 @@ export class NatsEngine implements Engine {
   async reset(target: EngineTarget): Promise<void> {
     const kv = await this.#store();
     this.#checkConnected();
-    const key = this.#encode(target);
+    const key = this.#kvKeys.get(target.limiter, target.key);
     this.#forget(key, false);
     await withTimeout(kv.purge(key), this.#timeoutMs, "NATS (purge)");
   }
@@ -388,7 +387,7 @@ export class NatsEngine implements Engine {
    * cannot be set up only costs the waiters their fast wake-up: the limiter still polls.
    */
   onRelease(target: EngineTarget, listener: () => void): () => void {
-    const key = this.#encode(target);
+    const key = this.#kvKeys.get(target.limiter, target.key);
     let watch = this.#watches.get(key);
     if (watch === undefined) {
       const created: Watch = { listeners: new Set(), stop: undefined, stopped: false };
@@ -429,8 +428,7 @@ export class NatsEngine implements Engine {
       lane.queue = [];
     }
     this.#writes.clear();
-    this.#keyCache.clear();
-    this.#cachedKeys = 0;
+    this.#kvKeys.clear();
     const ready = this.#ready;
     this.#ready = undefined;
     this.#kv = undefined;
@@ -463,7 +461,7 @@ export class NatsEngine implements Engine {
       op.reject(storeError("The NATS engine was closed; configure the store again to use it."));
       return;
     }
-    const key = this.#encode(target);
+    const key = this.#kvKeys.get(target.limiter, target.key);
     let lane = this.#lanes.get(key);
     if (lane === undefined) {
       lane = { key, queue: [], busy: false, written: undefined };
@@ -471,31 +469,6 @@ export class NatsEngine implements Engine {
     }
     lane.queue.push(op);
     if (!lane.busy) void this.#drain(lane);
-  }
-
-  /**
-   * The KV key of a target, from a small cache: encoding (base64url, maybe a SHA-256) costs more
-   * than a Map lookup, and hot keys are asked for again and again. Cleared when it grows past
-   * {@link KEY_CACHE_SIZE}, so a flood of distinct keys cannot grow it without bound.
-   */
-  #encode(target: EngineTarget): string {
-    let byKey = this.#keyCache.get(target.limiter);
-    if (byKey === undefined) {
-      byKey = new Map();
-      this.#keyCache.set(target.limiter, byKey);
-    }
-    let key = byKey.get(target.key);
-    if (key === undefined) {
-      if (++this.#cachedKeys > KEY_CACHE_SIZE) {
-        this.#keyCache.clear();
-        this.#cachedKeys = 1;
-        byKey = new Map();
-        this.#keyCache.set(target.limiter, byKey);
-      }
-      key = encodeKvKey(target.limiter, target.key);
-      byKey.set(target.key, key);
-    }
-    return key;
   }
 
   /** Runs cycles on the lane until its queue is empty, then forgets the lane. */

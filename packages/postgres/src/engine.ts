@@ -16,6 +16,7 @@ import {
   DeadlineQueue,
   RateSyncError,
   systemClock,
+  TargetCache,
 } from "@ratesync/core";
 import postgres, { type Sql } from "postgres";
 import { rowId } from "./identifiers.js";
@@ -219,9 +220,6 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<voi
   clearTimeout(timer);
 }
 
-/** Most (limiter, key) row ids kept; see `PostgresEngine.#id`. */
-const ID_CACHE_SIZE = 10_000;
-
 /**
  * The PostgreSQL engine. Each decision is one call of a PL/pgSQL function the engine installs
  * (`<table>_decide`): one round trip, one short transaction that locks one row, on the server's
@@ -280,8 +278,8 @@ export class PostgresEngine implements Engine {
   readonly #listeners = new Map<string, Set<() => void>>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
-  readonly #ids = new Map<string, Map<string, string>>();
-  #cachedIds = 0;
+  /** The row id of each (limiter, key). */
+  readonly #ids = new TargetCache(rowId);
   #closed = false;
   /** Set when a call found PostgreSQL unreachable: calls fail at once until `until`. */
   #down: { readonly until: number; readonly error: RateSyncError } | undefined;
@@ -327,7 +325,7 @@ export class PostgresEngine implements Engine {
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
       const [kind, a, b] =
         rate.algorithm === "token_bucket" ? [1, rate.intervalMs, rate.burst] : [3, rate.windowMs, rate.limit];
-      return this.#rate(this.#id(request.limiter, request.key), kind, a, b, request.cost);
+      return this.#rate(this.#ids.get(request.limiter, request.key), kind, a, b, request.cost);
     }
     return this.#decide(0, request, request.leaseId ?? "");
   }
@@ -393,7 +391,7 @@ export class PostgresEngine implements Engine {
   release(request: LeaseRequest): Promise<boolean> {
     return this.#run(
       this.#text.release,
-      [this.#id(request.limiter, request.key), request.leaseId, this.#lockArg, this.#durableArg],
+      [this.#ids.get(request.limiter, request.key), request.leaseId, this.#lockArg, this.#durableArg],
       (rows) => rows[0]?.[0] === true,
     );
   }
@@ -401,7 +399,7 @@ export class PostgresEngine implements Engine {
   renew(request: RenewRequest): Promise<number | undefined> {
     return this.#run(
       this.#text.renew,
-      [this.#id(request.limiter, request.key), request.leaseId, request.leaseMs, this.#lockArg, this.#durableArg],
+      [this.#ids.get(request.limiter, request.key), request.leaseId, request.leaseMs, this.#lockArg, this.#durableArg],
       (rows) => {
         const expiresAt = rows[0]?.[0];
         return typeof expiresAt === "number" ? expiresAt : undefined;
@@ -412,7 +410,7 @@ export class PostgresEngine implements Engine {
   reset(target: EngineTarget): Promise<void> {
     return this.#run(
       this.#text.reset,
-      [this.#id(target.limiter, target.key), this.#lockArg, this.#durableArg],
+      [this.#ids.get(target.limiter, target.key), this.#lockArg, this.#durableArg],
       () => undefined,
     );
   }
@@ -423,7 +421,7 @@ export class PostgresEngine implements Engine {
     return this.#run(
       this.#text.decide,
       [
-        this.#id(request.limiter, request.key),
+        this.#ids.get(request.limiter, request.key),
         mode,
         kind,
         a,
@@ -468,7 +466,7 @@ export class PostgresEngine implements Engine {
    * channel, whose payload names the row; listeners are kept per row id.
    */
   onRelease(target: EngineTarget, listener: () => void): () => void {
-    const id = this.#id(target.limiter, target.key);
+    const id = this.#ids.get(target.limiter, target.key);
     let listeners = this.#listeners.get(id);
     if (listeners === undefined) {
       listeners = new Set();
@@ -657,30 +655,6 @@ export class PostgresEngine implements Engine {
 
   #closedError(): RateSyncError {
     return new RateSyncError("STORE_ERROR", "The PostgreSQL engine was closed; configure the store again to use it.");
-  }
-
-  /**
-   * The row id of (limiter, key), from a small cache: encoding costs more than a Map lookup and hot
-   * keys are asked for again and again. Cleared when it grows past {@link ID_CACHE_SIZE}.
-   */
-  #id(limiter: string, key: string): string {
-    let byKey = this.#ids.get(limiter);
-    if (byKey === undefined) {
-      byKey = new Map();
-      this.#ids.set(limiter, byKey);
-    }
-    let id = byKey.get(key);
-    if (id === undefined) {
-      if (++this.#cachedIds > ID_CACHE_SIZE) {
-        this.#ids.clear();
-        this.#cachedIds = 1;
-        byKey = new Map();
-        this.#ids.set(limiter, byKey);
-      }
-      id = rowId(limiter, key);
-      byKey.set(key, id);
-    }
-    return id;
   }
 
   #createClient(): PostgresClient {

@@ -17,6 +17,7 @@ import {
   DEFAULT_REQUEST_TIMEOUT_MS,
   decide as decideLocally,
   RateSyncError,
+  TargetCache,
   TIME_EPSILON_MS,
 } from "@ratesync/core";
 import { Cluster, Redis } from "ioredis";
@@ -174,9 +175,6 @@ function generalArgs(policy: Policy, keys: RedisKeys): [rateKey: string, kind: n
   }
 }
 
-/** Most (limiter, key) encodings kept; see `RedisEngine.#keys`. */
-const KEY_CACHE_SIZE = 10_000;
-
 /**
  * Calls written together while the socket is corked. Large enough to save most system calls,
  * small enough that Redis works on one batch while the next is being prepared.
@@ -257,8 +255,8 @@ export class RedisEngine implements Engine {
   #ready: Promise<void> | undefined;
   #subscriber: RedisClient | undefined;
   readonly #listeners = new Map<string, Set<() => void>>();
-  readonly #keyCache = new Map<string, Map<string, RedisKeys>>();
-  #cachedKeys = 0;
+  /** The keys of each (limiter, key). */
+  readonly #keys = new TargetCache((limiter, key) => keysFor(this.#prefix, limiter, key));
   #closed = false;
   /** The socket corked for this tick's calls, if any (see {@link RedisEngine.#batchWrites}). */
   #corked: CorkableStream | undefined;
@@ -284,7 +282,7 @@ export class RedisEngine implements Engine {
   }
 
   decide(request: DecideRequest): Promise<EngineDecision> {
-    const keys = this.#keys(request.limiter, request.key);
+    const keys = this.#keys.get(request.limiter, request.key);
     const { rate, concurrency } = request.policy;
     // The common limiters get their own small script: one key, GET and SET.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
@@ -310,16 +308,16 @@ export class RedisEngine implements Engine {
   }
 
   peek(request: PeekRequest): Promise<EngineDecision> {
-    return this.#general(1, request, this.#keys(request.limiter, request.key), "");
+    return this.#general(1, request, this.#keys.get(request.limiter, request.key), "");
   }
 
   release(request: LeaseRequest): Promise<boolean> {
-    const keys = this.#keys(request.limiter, request.key);
+    const keys = this.#keys.get(request.limiter, request.key);
     return this.#run(SCRIPTS.release, (reply) => reply === 1, keys.leases, request.leaseId, keys.channel);
   }
 
   renew(request: RenewRequest): Promise<number | undefined> {
-    const keys = this.#keys(request.limiter, request.key);
+    const keys = this.#keys.get(request.limiter, request.key);
     return this.#run(
       SCRIPTS.renew,
       (reply) => (typeof reply === "string" ? Number(reply) : undefined),
@@ -330,7 +328,7 @@ export class RedisEngine implements Engine {
   }
 
   async reset(target: EngineTarget): Promise<void> {
-    const keys = this.#keys(target.limiter, target.key);
+    const keys = this.#keys.get(target.limiter, target.key);
     await this.#run(SCRIPTS.reset, () => undefined, ...keys.all, keys.channel);
   }
 
@@ -417,7 +415,7 @@ export class RedisEngine implements Engine {
    * engine, one channel per key with listeners, unsubscribed when the last listener leaves.
    */
   onRelease(target: EngineTarget, listener: () => void): () => void {
-    const channel = this.#keys(target.limiter, target.key).channel;
+    const channel = this.#keys.get(target.limiter, target.key).channel;
     let listeners = this.#listeners.get(channel);
     if (listeners === undefined) {
       listeners = new Set();
@@ -459,31 +457,6 @@ export class RedisEngine implements Engine {
       closing.push(shutDown(client, true));
     }
     await Promise.all(closing);
-  }
-
-  /**
-   * The keys of (limiter, key), from a small cache: encoding them (base64, maybe a SHA-256) costs
-   * more than a Map lookup, and hot keys are asked for again and again. Cleared when it grows past
-   * {@link KEY_CACHE_SIZE}, so a flood of distinct keys cannot grow it without bound.
-   */
-  #keys(limiter: string, key: string): RedisKeys {
-    let byKey = this.#keyCache.get(limiter);
-    if (byKey === undefined) {
-      byKey = new Map();
-      this.#keyCache.set(limiter, byKey);
-    }
-    let keys = byKey.get(key);
-    if (keys === undefined) {
-      if (++this.#cachedKeys > KEY_CACHE_SIZE) {
-        this.#keyCache.clear();
-        this.#cachedKeys = 1;
-        byKey = new Map();
-        this.#keyCache.set(limiter, byKey);
-      }
-      keys = keysFor(this.#prefix, limiter, key);
-      byKey.set(key, keys);
-    }
-    return keys;
   }
 
   /** The client when it is connected now: the common case, answered without an await. */
