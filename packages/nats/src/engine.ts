@@ -24,6 +24,7 @@ import type {
 import {
   BUILTIN_ENGINE_KEYS,
   DEFAULT_REQUEST_TIMEOUT_MS,
+  DeadlineQueue,
   decide,
   peek,
   RateSyncError,
@@ -209,29 +210,6 @@ function storeError(message: string, cause?: unknown, details?: Record<string, u
   });
 }
 
-/**
- * `promise`, or a `STORE_ERROR` after `ms`: the client's own request timeout is not configurable
- * per call for every operation, and a call must settle within the store's deadline.
- */
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(storeError(`${what} did not answer within ${ms} ms.`, undefined, { timeoutMs: ms })),
-      ms,
-    );
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
 function asList(servers: string | readonly string[]): string[] {
   return (typeof servers === "string" ? servers.split(",") : [...servers]).map((s) => s.trim()).filter(Boolean);
 }
@@ -268,6 +246,12 @@ export class NatsEngine implements Engine {
   readonly #options: NatsEngineOptions;
   readonly #bucket: string;
   readonly #timeoutMs: number;
+  /**
+   * The deadline of every KV operation (the client's own request timeout is not configurable per
+   * call for every operation, and a call must settle within the store's deadline): one timer for
+   * all pending operations.
+   */
+  readonly #deadlines: DeadlineQueue;
   readonly #maxRetries: number;
   readonly #ownsConnection: boolean;
   readonly #clock: ServerClock;
@@ -292,6 +276,7 @@ export class NatsEngine implements Engine {
     this.#options = options;
     this.#bucket = options.bucket ?? DEFAULT_NATS_BUCKET;
     this.#timeoutMs = context?.requestTimeoutMs ?? options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#deadlines = new DeadlineQueue(systemClock, this.#timeoutMs);
     this.#maxRetries = options.maxConflictRetries ?? DEFAULT_MAX_CONFLICT_RETRIES;
     this.#ownsConnection = options.connection === undefined;
     this.#connection = options.connection;
@@ -378,7 +363,7 @@ export class NatsEngine implements Engine {
     this.#checkConnected();
     const key = this.#kvKeys.get(target.limiter, target.key);
     this.#forget(key, false);
-    await withTimeout(kv.purge(key), this.#timeoutMs, "NATS (purge)");
+    await this.#bounded(kv.purge(key), "NATS (purge)");
   }
 
   /**
@@ -429,6 +414,8 @@ export class NatsEngine implements Engine {
     }
     this.#writes.clear();
     this.#kvKeys.clear();
+    // Every operation still pending settles now, and no deadline timer outlives the engine.
+    this.#deadlines.expireAll();
     const ready = this.#ready;
     this.#ready = undefined;
     this.#kv = undefined;
@@ -439,6 +426,14 @@ export class NatsEngine implements Engine {
       this.#connection = undefined;
       if (!connection.isClosed()) await connection.close().catch(() => {});
     }
+  }
+
+  /** `operation`, or a `STORE_ERROR` naming `what` once the store's deadline has passed. */
+  #bounded<T>(operation: Promise<T>, what: string): Promise<T> {
+    const ms = this.#timeoutMs;
+    return this.#deadlines.bound(operation, () =>
+      storeError(`${what} did not answer within ${ms} ms.`, undefined, { timeoutMs: ms }),
+    );
   }
 
   #horizonError(horizonMs: number): RateSyncError {
@@ -514,7 +509,7 @@ export class NatsEngine implements Engine {
         revision = remembered.revision;
         stored = JSON.parse(remembered.json) as StoredValue;
       } else {
-        const entry = await withTimeout(kv.get(lane.key), this.#timeoutMs, "NATS (get)");
+        const entry = await this.#bounded(kv.get(lane.key), "NATS (get)");
         revision = entry === null ? 0 : entry.revision;
         stored = parseEntry(entry);
         if (entry !== null) {
@@ -786,9 +781,9 @@ export class NatsEngine implements Engine {
     const key = clockProbeKey(this.#instance);
     for (let i = 0; i < count; i++) {
       const sent = this.#clock.local();
-      const revision = await withTimeout(kv.put(key, encoder.encode("")), this.#timeoutMs, "NATS (clock probe)");
+      const revision = await this.#bounded(kv.put(key, encoder.encode("")), "NATS (clock probe)");
       const received = this.#clock.local();
-      const entry = await withTimeout(kv.get(key, { revision }), this.#timeoutMs, "NATS (clock probe)");
+      const entry = await this.#bounded(kv.get(key, { revision }), "NATS (clock probe)");
       if (entry !== null) this.#clock.sample(sent, received, entry.created.getTime(), entry.created.getTime() + 1);
     }
   }
