@@ -382,3 +382,30 @@ describe("arguments", () => {
     expect(isRateSyncError(await rejectionOf(rs.acquire("w", { cost: 4 })), "COST_EXCEEDS_CAPACITY")).toBe(true);
   });
 });
+
+describe("tryAcquireNow (the HTTP layer's hot path)", () => {
+  it("decides synchronously on an open in-process store, as tryAcquire would, and throws what it rejects with", async () => {
+    const { rs } = setup();
+    rs.configureLimiter("api", { store: "mem", algorithm: "fixed_window", limit: 2, windowSeconds: 60 });
+    const limiter = rs.getLimiter("api");
+    expect((await limiter.tryAcquire({ key: "a" })).allowed).toBe(true);
+    const second = limiter.tryAcquireNow({ key: "a" });
+    const third = limiter.tryAcquireNow({ key: "a" });
+    expect(second).not.toBeInstanceOf(Promise);
+    expect([second, third].map((decision) => (decision as { allowed: boolean }).allowed)).toEqual([true, false]);
+    expect([limiter.metrics().totalAcquisitions, limiter.metrics().denied]).toEqual([2, 1]);
+    expect(() => limiter.tryAcquireNow({ key: "a", cost: -1 })).toThrow(
+      expect.objectContaining({ code: "INVALID_ARGUMENT" }),
+    );
+  });
+
+  it("returns the promise of a remote store's decision", async () => {
+    const clock = new FakeClock();
+    const rs = createRateSync({ clock, autoload: false });
+    rs.configureStore("remote", { engine: new FlakyEngine(new MemoryEngine({}, clock)) });
+    rs.configureLimiter("api", { store: "remote", ratePerSecond: 1, burst: 1 });
+    const pending = rs.getLimiter("api").tryAcquireNow({ key: "a" });
+    expect(pending).toBeInstanceOf(Promise);
+    expect((await pending).allowed).toBe(true);
+  });
+});

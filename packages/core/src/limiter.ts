@@ -259,6 +259,20 @@ export class Limiter implements LeaseOwner {
     return this.#clock.schedule(callback, delayMs, false);
   }
 
+  /**
+   * {@link tryAcquire} without a promise when the engine answers synchronously (the memory
+   * engine): the decision itself, or the promise of a remote engine's. Throws what `tryAcquire`
+   * rejects with. The HTTP layer's hot path, where a promise and a job per request show.
+   * @internal
+   */
+  tryAcquireNow(options?: TryAcquireOptions): Decision | Promise<Decision> {
+    const key = this.#checkKey(options?.key);
+    const cost = this.#checkCost(options?.cost);
+    const engine = this.#store.engine;
+    if (engine !== undefined && engine.remote === false) return this.#decideNow(engine, key, cost);
+    return this.#attempt(key, cost);
+  }
+
   /** @internal */
   now(): number {
     return this.#clock.now();
@@ -388,6 +402,7 @@ export class Limiter implements LeaseOwner {
       wholeMs(raw.retryAfterMs),
       concurrency,
       holdsSlot,
+      raw.now,
     );
   }
 

@@ -21,6 +21,8 @@ export class StoreOutcome implements StoreDecision {
   #slot: Slot | undefined;
   /** Whether an admitted call gets a slot (false for peeks, which admit nothing). */
   readonly #holdsSlot: boolean;
+  /** The store's time of the decision, epoch ms (see {@link decisionTime}). */
+  readonly #at: number;
 
   constructor(
     limiter: string,
@@ -32,6 +34,7 @@ export class StoreOutcome implements StoreDecision {
     retryAfterMs: number,
     concurrency: ConcurrencyUsage | undefined,
     holdsSlot: boolean,
+    at: number,
   ) {
     this.limiter = limiter;
     this.key = key;
@@ -43,6 +46,12 @@ export class StoreOutcome implements StoreDecision {
     this.retryAfterMs = retryAfterMs;
     this.concurrency = concurrency;
     this.#holdsSlot = holdsSlot && allowed;
+    this.#at = at;
+  }
+
+  /** The store's time of the decision, epoch ms. @internal */
+  get at(): number {
+    return this.#at;
   }
 
   /** Attaches the lease this admission holds. */
@@ -61,6 +70,16 @@ export class StoreOutcome implements StoreDecision {
     const { limiter, key, allowed, degraded, policy, limit, remaining, resetAt, retryAfterMs, concurrency } = this;
     return { limiter, key, allowed, degraded, policy, limit, remaining, resetAt, retryAfterMs, concurrency };
   }
+}
+
+/**
+ * The store's time of a decision (epoch ms): the instant `resetAt` and `retryAfterMs` are counted
+ * from, on the store's clock (Redis `TIME`, PostgreSQL `clock_timestamp()`), so seconds computed
+ * from it are right even when this host's clock differs. `undefined` for a degraded decision,
+ * taken without the store.
+ */
+export function decisionTime(decision: Decision): number | undefined {
+  return decision instanceof StoreOutcome ? decision.at : undefined;
 }
 
 /** The slot of a decision, which must exist (the decision was admitted). */

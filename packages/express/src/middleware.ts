@@ -1,5 +1,6 @@
 import { isRateSyncError, RateSyncError } from "@ratesync/core";
 import {
+  type HttpCheck,
   type HttpLimitOptions,
   HttpRateLimit,
   type HttpRequestView,
@@ -97,20 +98,39 @@ export function rateLimit(options: ExpressRateLimitOptions): RequestHandler {
     );
   }
   return function ratesyncRateLimit(req: Request, res: Response, next: NextFunction): void {
-    // A promise chain with next as the rejection handler: Express 4 does not catch async errors.
-    limit.check(new ExpressRequestView(req)).then((outcome) => {
-      if (outcome.action === "skip") return next();
-      if (outcome.action === "refuse") {
-        if (passOn) return next(new RateLimitError(outcome.kind, outcome.response, outcome.decisions));
-        return sendResponse(res, outcome.response);
-      }
-      req.rateLimit = outcome.info;
-      for (const [name, value] of outcome.headers) res.setHeader(name, value);
-      // "close" comes once the response is finished, or when the client goes away first.
-      if (outcome.holdsSlots) res.once("close", () => void outcome.release());
-      next();
-    }, next);
+    let outcome: HttpCheck | Promise<HttpCheck>;
+    try {
+      outcome = limit.checkNow(new ExpressRequestView(req));
+    } catch (error) {
+      next(error);
+      return;
+    }
+    // No promise at all when the store decides in process; otherwise a promise chain with next
+    // as the rejection handler (Express 4 does not catch async errors).
+    if (outcome instanceof Promise) outcome.then((decided) => apply(decided, req, res, next, passOn), next);
+    else apply(outcome, req, res, next, passOn);
   };
+}
+
+/** Applies the outcome of a check to the request and response: the middleware's work once decided. */
+function apply(outcome: HttpCheck, req: Request, res: Response, next: NextFunction, passOn: boolean): void {
+  if (outcome.action === "skip") {
+    next();
+    return;
+  }
+  if (outcome.action === "refuse") {
+    if (passOn) {
+      next(new RateLimitError(outcome.kind, outcome.response, outcome.decisions));
+      return;
+    }
+    sendResponse(res, outcome.response);
+    return;
+  }
+  req.rateLimit = outcome.info;
+  for (const [name, value] of outcome.headers) res.setHeader(name, value);
+  // "close" comes once the response is finished, or when the client goes away first.
+  if (outcome.holdsSlots) res.once("close", () => void outcome.release());
+  next();
 }
 
 /** Options of {@link rateLimitErrorHandler}. */

@@ -1,5 +1,6 @@
 import { RateSyncError } from "@ratesync/core";
 import {
+  type HttpCheck,
   type HttpLimitOptions,
   HttpRateLimit,
   type HttpRequestView,
@@ -13,6 +14,7 @@ import type {
   FastifyPluginCallback,
   FastifyReply,
   FastifyRequest,
+  HookHandlerDoneFunction,
   onRequestHookHandler,
 } from "fastify";
 import fp from "fastify-plugin";
@@ -101,26 +103,52 @@ function send(reply: FastifyReply, response: HttpResponseSpec): FastifyReply {
   return reply.send(Buffer.from(response.body));
 }
 
+/** Applies the outcome of a check to the request and reply: the work of a hook once decided. */
+function apply(
+  outcome: HttpCheck,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+  throwing: boolean,
+): void {
+  if (outcome.action === "skip") {
+    done();
+    return;
+  }
+  if (outcome.action === "refuse") {
+    if (throwing) {
+      done(new RateLimitError(outcome.kind, outcome.response, outcome.decisions));
+      return;
+    }
+    // Sent straight away: an Error (and its stack trace) per refusal would cost more than the check.
+    send(reply, outcome.response);
+    return;
+  }
+  request.rateLimit = outcome.info;
+  for (const [name, value] of outcome.headers) reply.header(name, value);
+  // "close" comes once the response is sent, or when the client goes away first; release is idempotent.
+  if (outcome.holdsSlots) reply.raw.once("close", () => void outcome.release());
+  done();
+}
+
 /** The hook function of one limit. */
 function createHook(options: FastifyRateLimitOptions): onRequestHookHandler {
   const limit = new HttpRateLimit<FastifyRequest>(options);
   const throwing = options.onRefused === "throw";
-  // Callback style rather than async: one promise less per request on the hot path.
+  // Callback style rather than async, and no promise at all when the store decides in process.
   return function ratesyncRateLimit(request, reply, done) {
-    limit.check(new FastifyRequestView(request)).then((outcome) => {
-      if (outcome.action === "skip") return done();
-      if (outcome.action === "refuse") {
-        if (throwing) return done(new RateLimitError(outcome.kind, outcome.response, outcome.decisions));
-        // Sent straight away: an Error (and its stack trace) per refusal would cost more than the check.
-        send(reply, outcome.response);
-        return;
-      }
-      request.rateLimit = outcome.info;
-      for (const [name, value] of outcome.headers) reply.header(name, value);
-      // "close" comes once the response is sent, or when the client goes away first; release is idempotent.
-      if (outcome.holdsSlots) reply.raw.once("close", () => void outcome.release());
-      done();
-    }, done);
+    let outcome: HttpCheck | Promise<HttpCheck>;
+    try {
+      outcome = limit.checkNow(new FastifyRequestView(request));
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    if (outcome instanceof Promise) {
+      outcome.then((decided) => apply(decided, request, reply, done, throwing), done);
+    } else {
+      apply(outcome, request, reply, done, throwing);
+    }
   };
 }
 

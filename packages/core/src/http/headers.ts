@@ -9,7 +9,7 @@
  * policies are named after their limiter.
  */
 
-import type { Decision } from "../decision.js";
+import type { Decision, StoreDecision } from "../decision.js";
 import { describeValue, RateSyncError } from "../errors.js";
 import type { LimiterConfig } from "../options.js";
 import { rateCapacity } from "../policy.js";
@@ -117,16 +117,26 @@ interface Numbers {
   readonly window: number | undefined;
 }
 
-/** The rate policy's numbers, when the decision speaks for it. */
-function rateNumbers(report: PolicyReport, parts: PolicyParts): Numbers | undefined {
+/** The decision of `report` when it speaks for the rate policy (not degraded, not a concurrency refusal). */
+function rateDecision(report: PolicyReport, parts: PolicyParts): StoreDecision | undefined {
   const decision = report.decision;
   if (decision === undefined || decision.degraded || parts.rateQuota === undefined) return undefined;
-  if (decision.policy.kind === "concurrency") return undefined;
-  const reset = decision.allowed ? secondsUntil(decision.resetAt - report.now) : secondsUntil(decision.retryAfterMs);
+  return decision.policy.kind === "concurrency" ? undefined : decision;
+}
+
+/** Seconds until the rate quota is full again, or for a refusal until a retry can pass. */
+function rateReset(decision: StoreDecision, now: number): number {
+  return decision.allowed ? secondsUntil(decision.resetAt - now) : secondsUntil(decision.retryAfterMs);
+}
+
+/** The rate policy's numbers, when the decision speaks for it. */
+function rateNumbers(report: PolicyReport, parts: PolicyParts): Numbers | undefined {
+  const decision = rateDecision(report, parts);
+  if (decision === undefined) return undefined;
   return {
-    limit: parts.rateQuota,
+    limit: parts.rateQuota as number,
     remaining: decision.remaining,
-    reset,
+    reset: rateReset(decision, report.now),
     resetAt: decision.allowed ? decision.resetAt : report.now + decision.retryAfterMs,
     window: parts.rateWindow,
   };
@@ -175,8 +185,10 @@ export function rateLimitHeaders(
       // One rate limiter, the common case: no lists to build.
       const parts = policyParts(only.config);
       out.push(["ratelimit-policy", parts.rateItem as string]);
-      const numbers = rateNumbers(only, parts);
-      if (numbers !== undefined) out.push(["ratelimit", `${parts.rateName};r=${numbers.remaining};t=${numbers.reset}`]);
+      const decision = rateDecision(only, parts);
+      if (decision !== undefined) {
+        out.push(["ratelimit", `${parts.rateName};r=${decision.remaining};t=${rateReset(decision, only.now)}`]);
+      }
       return out;
     }
     const policies: string[] = [];

@@ -320,5 +320,58 @@ describe("HttpRateLimit", () => {
   it("rejects for a limiter that does not exist", async () => {
     const { rs } = setup();
     await expect(limit(rs, { limiter: "nope" }).check(view())).rejects.toMatchObject({ code: "LIMITER_NOT_FOUND" });
+    expect(() => limit(rs, { limiter: "nope" }).checkNow(view())).toThrow(
+      expect.objectContaining({ code: "LIMITER_NOT_FOUND" }),
+    );
+  });
+
+  it("counts the reset in headers from the store's time of the decision, not this host's clock", async () => {
+    const local = new FakeClock();
+    const store = new FakeClock();
+    local.set(1_700_000_003_000); // this host runs 3 s ahead of the store
+    store.set(1_700_000_000_000); // the start of a 10 s window on the store's clock
+    const rs = createRateSync({ clock: local, autoload: false });
+    rs.configureStore("remote", { engine: new FlakyEngine(createMemoryEngine({}, store)) });
+    rs.configureLimiter("api", { store: "remote", algorithm: "fixed_window", limit: 1, windowSeconds: 10 });
+    const http = limit(rs, { limiter: "api" });
+    expect(headersOf(await http.check(view()))).toMatchObject({ ratelimit: '"api";r=0;t=10' });
+    const refused = await http.check(view());
+    expect(headersOf(refused)).toMatchObject({ ratelimit: '"api";r=0;t=10', "retry-after": "10" });
+  });
+
+  it("checkNow answers without a promise when the store decides in process, with the same outcomes as check", async () => {
+    const { rs } = setup();
+    rs.configureLimiter("api", { store: "mem", algorithm: "fixed_window", limit: 1, windowSeconds: 60 });
+    const http = limit(rs, { limiter: "api", excludePaths: [/^\/health$/] });
+    // The memory store opens on first use; from then on every answer is synchronous.
+    expect((await http.check(view({ ip: "192.0.2.9" }))).action).toBe("allow");
+    const admitted = http.checkNow(view());
+    const refused = http.checkNow(view());
+    const excluded = http.checkNow(view({ path: "/health" }));
+    const noAddress = http.checkNow(view({ ip: undefined }));
+    for (const outcome of [admitted, refused, excluded, noAddress]) expect(outcome).not.toBeInstanceOf(Promise);
+    expect([admitted, refused, excluded, noAddress].map((outcome) => (outcome as HttpCheck).action)).toEqual([
+      "allow",
+      "refuse",
+      "skip",
+      "refuse",
+    ]);
+    expect(headersOf(refused as HttpCheck)).toEqual(headersOf(await http.check(view())));
+  });
+
+  it("checkNow returns a promise for a remote store, and a fail-closed outage there answers 503", async () => {
+    const clock = new FakeClock();
+    const rs = createRateSync({ clock, autoload: false });
+    const engine = new FlakyEngine(createMemoryEngine({}, clock));
+    rs.configureStore("remote", { engine });
+    rs.configureLimiter("closed", { store: "remote", ratePerSecond: 1, burst: 1, failClosed: true });
+    const http = limit(rs, { limiter: "closed" });
+    expect((await http.check(view())).action).toBe("allow");
+    const pending = http.checkNow(view());
+    expect(pending).toBeInstanceOf(Promise);
+    expect((await pending).action).toBe("refuse");
+    engine.fail("error");
+    const unavailable = await http.checkNow(view());
+    expect(unavailable.action === "refuse" && unavailable.response.status).toBe(503);
   });
 });

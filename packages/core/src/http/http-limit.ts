@@ -10,6 +10,7 @@ import { describeValue, isRateSyncError, RateSyncError } from "../errors.js";
 import type { Limiter } from "../limiter.js";
 import type { RateSync } from "../rate-sync.js";
 import type { Slot } from "../slot.js";
+import { decisionTime } from "../store-decision.js";
 import {
   type AddressSource,
   type ClientAddressOptions,
@@ -289,23 +290,40 @@ export class HttpRateLimit<R> {
    * adapters pass those to the framework's error handling.
    */
   check(view: HttpRequestView<R>): Promise<HttpCheck> {
-    for (const pattern of this.#excluded) if (pattern.test(view.path)) return Promise.resolve(SKIP);
-    const simple = this.#simple;
-    if (simple === undefined) return this.#checkAny(view);
-    // The common case, without a single await before the store: one limiter, keyed by client IP,
-    // with a fixed cost and no skip function.
-    const client = this.#resolve(view);
-    if (client === undefined) return this.#noClient(view.native);
-    let limiter: Limiter;
     try {
-      limiter = (this.#rateSync ?? defaultRateSync()).getLimiter(simple.limiter);
+      return Promise.resolve(this.checkNow(view));
     } catch (error) {
       return Promise.reject(error);
     }
-    return limiter.tryAcquire({ key: client.key, cost: simple.cost }).then(
-      (decision) => this.#decided(limiter, decision, view.native),
-      (error: unknown) => this.#failed(error, view.native),
-    );
+  }
+
+  /**
+   * {@link check}, answering synchronously when nothing has to wait: an excluded path, or the
+   * common case (one limiter keyed by client IP, a fixed cost, no skip function) on a store that
+   * decides in process (the memory engine). A promise otherwise. Throws, or rejects, for what
+   * `check` rejects for. Adapters call it so that a request costs no promise it does not need.
+   */
+  checkNow(view: HttpRequestView<R>): HttpCheck | Promise<HttpCheck> {
+    for (const pattern of this.#excluded) if (pattern.test(view.path)) return SKIP;
+    const simple = this.#simple;
+    if (simple === undefined) return this.#checkAny(view);
+    // The common case, without a single await before the store.
+    const client = this.#resolve(view);
+    if (client === undefined) return this.#noClient(view.native);
+    const limiter = (this.#rateSync ?? defaultRateSync()).getLimiter(simple.limiter);
+    let decision: Decision | Promise<Decision>;
+    try {
+      decision = limiter.tryAcquireNow({ key: client.key, cost: simple.cost });
+    } catch (error) {
+      return this.#failed(error, view.native);
+    }
+    if (decision instanceof Promise) {
+      return decision.then(
+        (decided) => this.#decided(limiter, decided, view.native),
+        (error: unknown) => this.#failed(error, view.native),
+      );
+    }
+    return this.#decided(limiter, decision, view.native);
   }
 
   async #checkAny(view: HttpRequestView<R>): Promise<HttpCheck> {
@@ -337,20 +355,20 @@ export class HttpRateLimit<R> {
   }
 
   /** No client address for a request keyed by it: refused (400) or let through, never pooled. */
-  #noClient(request: R): Promise<HttpCheck> {
-    if (this.#noAddress === "allow") return Promise.resolve(SKIP);
-    return Promise.resolve(this.#refuse("no-address", problemResponse(clientUnknown(), []), request, [], undefined));
+  #noClient(request: R): HttpCheck | Promise<HttpCheck> {
+    if (this.#noAddress === "allow") return SKIP;
+    return this.#refuse("no-address", problemResponse(clientUnknown(), []), request, [], undefined);
   }
 
-  /** A fail-closed store outage answers 503; anything else is the framework's to handle. */
-  #failed(error: unknown, request: R): Promise<HttpCheck> {
-    if (isRateSyncError(error, "STORE_UNAVAILABLE")) return Promise.resolve(this.#unavailable(request));
-    return Promise.reject(error);
+  /** A fail-closed store outage answers 503; anything else is thrown on, the framework's to handle. */
+  #failed(error: unknown, request: R): HttpRefuse | Promise<HttpRefuse> {
+    if (isRateSyncError(error, "STORE_UNAVAILABLE")) return this.#unavailable(request);
+    throw error;
   }
 
   /** The outcome of one limiter's decision. */
   #decided(limiter: Limiter, decision: Decision, request: R): HttpCheck | Promise<HttpCheck> {
-    const reports: PolicyReport[] = [{ config: limiter.config, decision, now: limiter.now() }];
+    const reports: PolicyReport[] = [{ config: limiter.config, decision, now: timeOf(limiter, decision) }];
     if (!decision.allowed) return this.#limited(reports, [decision], request);
     // Read `slot` only when a lease is held: on a rate-only decision it would be created for nothing.
     const holdsSlots = !decision.degraded && decision.concurrency !== undefined;
@@ -378,7 +396,7 @@ export class HttpRateLimit<R> {
       const reports = asks.map((ask, index) => ({
         config: ask.limiter.config,
         decision: peeks[index],
-        now: ask.limiter.now(),
+        now: timeOf(ask.limiter, peeks[index]),
       }));
       return this.#limited(reports, refused, request);
     }
@@ -397,7 +415,7 @@ export class HttpRateLimit<R> {
           const reports = asks.map((other, i) => ({
             config: other.limiter.config,
             decision: decisions[i] ?? peeks[i],
-            now: other.limiter.now(),
+            now: timeOf(other.limiter, decisions[i] ?? peeks[i]),
           }));
           return this.#limited(reports, [decision], request);
         }
@@ -410,7 +428,7 @@ export class HttpRateLimit<R> {
     const reports = asks.map((ask, index) => ({
       config: ask.limiter.config,
       decision: decisions[index],
-      now: ask.limiter.now(),
+      now: timeOf(ask.limiter, decisions[index]),
     }));
     const held = decisions.filter((decision) => !decision.degraded && decision.concurrency !== undefined);
     return {
@@ -480,6 +498,15 @@ export class HttpRateLimit<R> {
       (custom): HttpRefuse => ({ action: "refuse", kind, response: custom, decisions }),
     );
   }
+}
+
+/**
+ * The instant a decision's `resetAt` is counted from: the store's time of the decision (right
+ * even when this host's clock differs from the store's), or the limiter's clock for a decision
+ * taken without the store.
+ */
+function timeOf(limiter: Limiter, decision: Decision | undefined): number {
+  return (decision === undefined ? undefined : decisionTime(decision)) ?? limiter.now();
 }
 
 function hasRate(ask: Ask): boolean {
