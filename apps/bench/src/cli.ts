@@ -42,10 +42,11 @@ export const USAGE = `Usage: pnpm bench [-- options]
 
 Options (each also read from the environment variable in brackets):
   --suite <names>      suites to run, comma-separated or repeated (default: all)   [BENCH_SUITE]
-                       available: memory, redis, nats, postgres
+                       available: memory, redis, postgres, nats, http
   --case <text>        only cases whose name contains the text, repeatable         [BENCH_CASE]
   --rounds <n>         timed rounds per contender                                  [BENCH_ROUNDS]
-                       (default: memory 5, redis 3; quick: memory 3, redis 2)
+                       (default: memory 5, redis/postgres/nats 3, http 7;
+                        quick: memory 3, redis/postgres/nats 2, http 4)
   --seconds <s>        length of one round in seconds (default 1, quick 0.25)      [BENCH_SECONDS]
   --warmup <s>         untimed warm-up per contender (default 0.5, quick 0.2)      [BENCH_WARMUP]
   --algorithm <name>   ratesync algorithm: token_bucket (default) or fixed_window  [BENCH_ALGORITHM]
