@@ -15,7 +15,7 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Server } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
@@ -80,8 +80,8 @@ async function ratesyncRegistry(config: ServerConfig) {
   configureLimiter("bench", { store: "bench", ...ratesyncPolicy(config.algorithm, config.expect) });
 }
 
-/** Builds the app of `config`, listens on a free loopback port, and returns the port. */
-async function serve(config: ServerConfig): Promise<number> {
+/** Builds the app of `config`, listens on a free loopback port, and returns the listening server. */
+async function serve(config: ServerConfig): Promise<Server> {
   if (config.variant === "ratesync") await ratesyncRegistry(config);
   if (config.framework === "fastify") {
     const { default: Fastify } = await import("fastify");
@@ -95,7 +95,7 @@ async function serve(config: ServerConfig): Promise<number> {
     }
     app.get("/", async () => "ok");
     await app.listen({ port: 0, host: "127.0.0.1" });
-    return (app.server.address() as AddressInfo).port;
+    return app.server;
   }
   if (config.framework === "express") {
     const { default: express } = await import("express");
@@ -112,7 +112,7 @@ async function serve(config: ServerConfig): Promise<number> {
     });
     const server = app.listen(0, "127.0.0.1");
     await new Promise((resolve) => server.once("listening", resolve));
-    return (server.address() as AddressInfo).port;
+    return server;
   }
   const { Hono } = await import("hono");
   const { serve: serveNode } = await import("@hono/node-server");
@@ -135,14 +135,44 @@ async function serve(config: ServerConfig): Promise<number> {
   }
   app.get("/", (c) => c.text("ok"));
   return new Promise((resolve) => {
-    serveNode({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => resolve(info.port));
+    const server = serveNode({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, () => resolve(server as Server));
   });
+}
+
+/**
+ * Waits until the last round's connections are closed (at most a second), then collects garbage:
+ * what a round leaves behind (its sockets, parsers, requests) is then never collected on the next
+ * round's clock. Without it, whichever contender ran last in one round and first in the next
+ * (the harness alternates A B C, C B A) paid for its own previous round, and the one in the middle
+ * never did.
+ */
+async function settle(server: Server): Promise<void> {
+  const until = performance.now() + 1000;
+  for (;;) {
+    const open = await new Promise<number>((resolve) => server.getConnections((_error, count) => resolve(count)));
+    if (open === 0 || performance.now() >= until) break;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  gc?.();
 }
 
 if (process.env[SERVER_ENV] !== undefined) {
   const config = JSON.parse(process.env[SERVER_ENV]) as ServerConfig;
   serve(config).then(
-    (port) => process.send?.({ port }),
+    (server) => {
+      process.send?.({ port: (server.address() as AddressInfo).port });
+      process.on("message", (message) => {
+        // CPU time so far (user + system, µs), for the parent's per-response figure.
+        if (message === "cpu") {
+          const usage = process.cpuUsage();
+          process.send?.({ cpu: usage.user + usage.system });
+        } else if (message === "settle") {
+          void settle(server).then(() => process.send?.({ settled: true }));
+        }
+      });
+    },
     (error: unknown) => {
       process.stderr.write(`bench http server failed: ${error instanceof Error ? error.stack : String(error)}\n`);
       process.exit(1);
@@ -150,13 +180,6 @@ if (process.env[SERVER_ENV] !== undefined) {
   );
   // The parent going away (end of case, or a crash) ends the server.
   process.on("disconnect", () => process.exit(0));
-  // CPU time so far (user + system, µs), for the parent's per-response figure.
-  process.on("message", (message) => {
-    if (message === "cpu") {
-      const usage = process.cpuUsage();
-      process.send?.({ cpu: usage.user + usage.system });
-    }
-  });
 }
 
 // --- the parent: contenders and cases ---------------------------------------------------------
@@ -166,6 +189,8 @@ function startServer(config: ServerConfig): Promise<{ child: ChildProcess; port:
   return new Promise((resolve, reject) => {
     const child = fork(fileURLToPath(import.meta.url), [], {
       env: { ...process.env, [SERVER_ENV]: JSON.stringify(config) },
+      // gc() for settle(), between rounds.
+      execArgv: [...process.execArgv, "--expose-gc"],
       stdio: ["ignore", "ignore", "inherit", "ipc"],
     });
     const onExit = (code: number | null) => reject(new Error(`the ${config.framework} server exited with ${code}`));
@@ -178,18 +203,22 @@ function startServer(config: ServerConfig): Promise<{ child: ChildProcess; port:
   });
 }
 
-/** The server child's CPU time so far (user + system), in µs. */
-function cpuOf(child: ChildProcess): Promise<number> {
+/** Sends `message` to the server child and resolves to the value of `field` in its answer. */
+function ask<T>(child: ChildProcess, message: string, field: string): Promise<T> {
   return new Promise((resolve) => {
-    const onMessage = (message: unknown) => {
-      const cpu = (message as { cpu?: unknown }).cpu;
-      if (typeof cpu !== "number") return;
+    const onMessage = (answer: unknown) => {
+      if (typeof answer !== "object" || answer === null || !(field in answer)) return;
       child.off("message", onMessage);
-      resolve(cpu);
+      resolve((answer as Record<string, T>)[field] as T);
     };
     child.on("message", onMessage);
-    child.send("cpu");
+    child.send(message);
   });
+}
+
+/** The server child's CPU time so far (user + system), in µs. */
+function cpuOf(child: ChildProcess): Promise<number> {
+  return ask<number>(child, "cpu", "cpu");
 }
 
 function stopServer(child: ChildProcess): Promise<void> {
@@ -294,6 +323,8 @@ function contender(
         async dispose(): Promise<void> {
           instance.stop();
           const cpu = await cpuOf(child);
+          // Untimed: the round's connections closed and its garbage collected before the next.
+          await ask(child, "settle", "settled");
           const responses = received - countStart;
           process.stderr.write(
             `http / ${config.framework} ${config.expect}: ${name} server CPU ${(responses === 0 ? 0 : (cpu - cpuStart) / responses).toFixed(1)} µs/response (${responses} responses)\n`,
