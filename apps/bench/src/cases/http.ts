@@ -162,7 +162,10 @@ if (process.env[SERVER_ENV] !== undefined) {
   const config = JSON.parse(process.env[SERVER_ENV]) as ServerConfig;
   serve(config).then(
     (server) => {
-      process.send?.({ port: (server.address() as AddressInfo).port });
+      const port = (server.address() as AddressInfo).port;
+      // Forked by the suite: the port goes back over IPC. Run by hand (scripts/http-instructions.sh): on stdout.
+      if (process.send === undefined) process.stdout.write(`${port}\n`);
+      process.send?.({ port });
       process.on("message", (message) => {
         // CPU time so far (user + system, µs), for the parent's per-response figure.
         if (message === "cpu") {
