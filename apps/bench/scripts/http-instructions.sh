@@ -24,7 +24,7 @@ RATESYNC_BENCH_HTTP_SERVER="{\"framework\":\"$framework\",\"variant\":\"$variant
   valgrind --tool=callgrind --smc-check=all-non-file --callgrind-out-file="$work/callgrind.%p" \
   node --import tsx src/cases/http.ts >"$work/port" 2>"$work/valgrind.log" &
 server=$!
-for _ in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.2; done
+for _ in $(seq 900); do [ -s "$work/port" ] && break; sleep 0.2; done
 port=$(head -1 "$work/port")
 [ -n "$port" ] || { echo "the server did not start; see valgrind's log:" >&2; cat "$work/valgrind.log" >&2; exit 1; }
 url="http://127.0.0.1:$port/"
