@@ -128,7 +128,7 @@ export class Limiter implements LeaseOwner {
    */
   tryAcquire(options?: TryAcquireOptions): Promise<Decision> {
     try {
-      return this.#attempt(this.#checkKey(options?.key), this.#checkCost(options?.cost));
+      return Promise.resolve(this.#attempt(this.#checkKey(options?.key), this.#checkCost(options?.cost)));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -266,11 +266,7 @@ export class Limiter implements LeaseOwner {
    * @internal
    */
   tryAcquireNow(options?: TryAcquireOptions): Decision | Promise<Decision> {
-    const key = this.#checkKey(options?.key);
-    const cost = this.#checkCost(options?.cost);
-    const engine = this.#store.engine;
-    if (engine !== undefined && engine.remote === false) return this.#decideNow(engine, key, cost);
-    return this.#attempt(key, cost);
+    return this.#attempt(this.#checkKey(options?.key), this.#checkCost(options?.cost));
   }
 
   /** @internal */
@@ -293,21 +289,15 @@ export class Limiter implements LeaseOwner {
   // --- internals ---
 
   /**
-   * One decision from the store, with the failure policy applied. A plain promise chain rather
-   * than an async function: this is the hot path of every remote decision.
+   * One decision from the store, with the failure policy applied. A local engine (memory) answers
+   * synchronously: the decision itself, with nothing awaited (and what the failure policy throws,
+   * thrown). A remote one: a plain promise chain rather than an async function, since this is the
+   * hot path of every remote decision.
    */
-  #attempt(key: string, cost: number): Promise<Decision> {
+  #attempt(key: string, cost: number): Decision | Promise<Decision> {
     const engine = this.#store.engine;
     if (engine === undefined) return this.#store.open().then(() => this.#attempt(key, cost));
-    // A local engine (memory) answers synchronously: decide without awaiting anything, so a
-    // decision costs one settled promise instead of a chain of them.
-    if (engine.remote === false) {
-      try {
-        return Promise.resolve(this.#decideNow(engine, key, cost));
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
+    if (engine.remote === false) return this.#decideNow(engine, key, cost);
     const leaseId = this.#slotPolicy === undefined ? undefined : crypto.randomUUID();
     let pending: EngineDecision | Promise<EngineDecision>;
     try {
