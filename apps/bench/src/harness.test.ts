@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { type BenchCase, type Contender, expectCount, type Round, runCase, VerificationError } from "./harness.js";
+import {
+  type BenchCase,
+  type Contender,
+  expectCount,
+  type Round,
+  runCase,
+  VerificationError,
+  verdictOf,
+} from "./harness.js";
 
 const quick = { rounds: 3, seconds: 0.02, warmupSeconds: 0.01, progress: () => {} };
 
@@ -53,8 +61,17 @@ describe("runCase", () => {
     expect(a?.opsPerSec).toBeGreaterThan(b?.opsPerSec as number);
     const ratio = result.ratios[0];
     expect(ratio).toMatchObject({ against: "peer", role: "peer", minRatio: 2 });
-    expect(ratio?.ratio).toBeCloseTo((a?.opsPerSec as number) / (b?.opsPerSec as number));
-    expect(ratio?.met).toBe(true);
+    // The median of the rounds' ratios, pair by pair, inside its interval.
+    const oursRounds = a?.roundOpsPerSec ?? [];
+    const peerRounds = b?.roundOpsPerSec ?? [];
+    const pairs = oursRounds.map((ops, r) => ops / (peerRounds[r] as number));
+    expect(ratio?.roundRatios).toEqual(pairs);
+    expect(pairs).toHaveLength(quick.rounds);
+    expect(ratio?.ratio).toBe([...pairs].sort((x, y) => x - y)[1]);
+    expect(ratio?.interval.low).toBeLessThanOrEqual(ratio?.ratio as number);
+    expect(ratio?.interval.high).toBeGreaterThanOrEqual(ratio?.ratio as number);
+    // A resolved promise against a 1 ms timer: every round is far more than twice as fast.
+    expect(ratio?.verdict).toBe("met");
     expect(a?.p50Ms).toBeUndefined();
   });
 
@@ -85,7 +102,7 @@ describe("runCase", () => {
       quick,
     );
     expect(result.ratios).toHaveLength(1);
-    expect(result.ratios[0]).toMatchObject({ against: "raw client", role: "ceiling", minRatio: 0.5, met: true });
+    expect(result.ratios[0]).toMatchObject({ against: "raw client", role: "ceiling", minRatio: 0.5, verdict: "met" });
   });
 
   it("refuses a target that names no peer or ceiling of the case", async () => {
@@ -94,5 +111,23 @@ describe("runCase", () => {
       runCase(benchCase([ours.contender], { targets: [{ against: "ours", minRatio: 1 }] }), quick),
     ).rejects.toThrow(/names no peer or ceiling/);
     expect(ours.stats.started).toBe(0);
+  });
+});
+
+describe("verdictOf", () => {
+  const interval = (low: number, high: number) => ({ low, high, confidence: 0.9 });
+
+  it("is met only when the whole interval is at or above the target", () => {
+    expect(verdictOf(interval(1.0, 1.2), 1.0)).toBe("met");
+    expect(verdictOf(interval(1.01, 1.2), 1.0)).toBe("met");
+  });
+
+  it("is missed only when the whole interval is below the target", () => {
+    expect(verdictOf(interval(0.7, 0.79), 0.8)).toBe("missed");
+  });
+
+  it("is unresolved when the interval holds the target, whichever side the median is on", () => {
+    expect(verdictOf(interval(0.95, 1.1), 1.0)).toBe("unresolved");
+    expect(verdictOf(interval(0.9, 1.0), 1.0)).toBe("unresolved");
   });
 });

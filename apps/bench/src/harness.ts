@@ -3,7 +3,7 @@
  * contender, N calls in flight, ops/s per round, the median, optional latency percentiles, and a
  * correctness check after every round so that a limiter that answers wrongly cannot look fast.
  */
-import { LatencyHistogram, median } from "./stats.js";
+import { LatencyHistogram, type MedianInterval, median, medianInterval } from "./stats.js";
 
 /**
  * What a contender is in a case. `ours` is ratesync; a `peer` is the library it is compared with
@@ -128,18 +128,34 @@ export interface ContenderResult {
   readonly p99Ms: number | undefined;
 }
 
-/** A ratio ours / another contender, and whether it meets the case's target. */
+/**
+ * What a run shows of a target: `met` when the whole confidence interval of the ratio is at or
+ * above it, `missed` when the whole interval is below it, `unresolved` when the interval holds
+ * the target (the rounds disagree more than ratesync and the other contender differ: run more
+ * rounds, or on a quieter machine).
+ */
+export type Verdict = "met" | "missed" | "unresolved";
+
+/** A ratio ours / another contender, and what the run shows of the case's target. */
 export interface RatioResult {
   /** The contender ours is divided by. */
   readonly against: string;
   /** Its role: a peer (a library to beat) or a ceiling (the raw store, to get close to). */
   readonly role: Exclude<Role, "ours">;
-  /** Median ops/s of ours divided by that contender's. */
+  /**
+   * The median of {@link RatioResult.roundRatios}. Ratios are taken round by round because the
+   * two rounds of a pair run back to back: whatever slows the machine for a while weighs on both,
+   * and cancels out of their ratio.
+   */
   readonly ratio: number;
+  /** Ops/s of ours divided by that contender's, round by round, in the order the rounds ran. */
+  readonly roundRatios: readonly number[];
+  /** The range that holds the true median ratio with 90% confidence, from {@link medianInterval}. */
+  readonly interval: MedianInterval;
   /** The case's target against this contender, if any. */
   readonly minRatio: number | undefined;
-  /** Whether the target is met; `undefined` when there is no target. */
-  readonly met: boolean | undefined;
+  /** What the run shows of the target; `undefined` when there is no target. */
+  readonly verdict: Verdict | undefined;
 }
 
 /** Everything measured for one case. */
@@ -245,6 +261,13 @@ async function drive(
   return { calls: next, elapsedMs, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
+/** What `interval`, the confidence interval of a ratio, shows of the target `minRatio`. */
+export function verdictOf(interval: MedianInterval, minRatio: number): Verdict {
+  if (interval.low >= minRatio) return "met";
+  if (interval.high < minRatio) return "missed";
+  return "unresolved";
+}
+
 /** Starts a round, drives it, checks its answers and frees it. */
 async function runRound(
   contender: Contender,
@@ -277,7 +300,9 @@ function formatRate(opsPerSec: number): string {
  * Measures one case: each contender is warmed up (which also sizes the batch between clock
  * reads), then runs `rounds` timed rounds. Rounds alternate between contenders, in the order
  * A B, B A, A B... so that a slow drift of the machine (heat, another process) weighs on both
- * alike; each contender's number is the median of its rounds.
+ * alike; each contender's number is the median of its rounds, and each ratio the median of the
+ * ratios of its rounds, pair by pair, with a confidence interval that says whether the run can
+ * tell the contenders apart.
  *
  * @throws VerificationError when any round, warm-up included, gets wrong answers.
  */
@@ -340,10 +365,18 @@ export async function runCase(benchCase: BenchCase, settings: RunSettings): Prom
   if (ours !== undefined) {
     for (const other of results) {
       if (other.role === "ours") continue;
-      const ratio = ours.opsPerSec / other.opsPerSec;
+      const roundRatios = ours.roundOpsPerSec.map((ops, r) => ops / (other.roundOpsPerSec[r] as number));
+      const interval = medianInterval(roundRatios);
       const minRatio = benchCase.targets?.find((target) => target.against === other.name)?.minRatio;
-      const met = minRatio === undefined ? undefined : ratio >= minRatio;
-      ratios.push({ against: other.name, role: other.role, ratio, minRatio, met });
+      ratios.push({
+        against: other.name,
+        role: other.role,
+        ratio: median(roundRatios),
+        roundRatios,
+        interval,
+        minRatio,
+        verdict: minRatio === undefined ? undefined : verdictOf(interval, minRatio),
+      });
     }
   }
   return {

@@ -1,11 +1,12 @@
 /**
- * How results are shown: a plain-text table for the terminal, a list of targets with PASS or
- * BELOW TARGET, and a JSON document for tools (and for comparing runs over time).
+ * How results are shown: a plain-text table for the terminal, a list of targets with what the run
+ * shows of each (PASS, BELOW TARGET or UNRESOLVED), and a JSON document for tools (and for
+ * comparing runs over time).
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, platform, release } from "node:os";
 import { dirname } from "node:path";
-import type { CaseResult } from "./harness.js";
+import type { CaseResult, RatioResult } from "./harness.js";
 
 /** The machine and software a run measured, so two result files can be told apart. */
 export interface RunEnvironment {
@@ -140,29 +141,41 @@ export function formatResults(results: readonly CaseResult[]): string {
   return table(header, rows, new Set([2, 3, 4, 5, 6, 7]));
 }
 
+/** The verdict column of a target: what the run shows, and for a miss, the shortfall. */
+function formatVerdict(ratio: RatioResult & { readonly minRatio: number }): string {
+  switch (ratio.verdict) {
+    case "met":
+      return "PASS";
+    case "missed":
+      return `BELOW TARGET (needs ${(((ratio.minRatio - ratio.ratio) / ratio.ratio) * 100).toFixed(0)}% more ops/s)`;
+    default:
+      return "UNRESOLVED (the range holds the target: more rounds, or a quieter machine)";
+  }
+}
+
 /**
- * The targets and whether each is met. Speed is reported here, never asserted: a miss prints
- * BELOW TARGET with the shortfall, and the run still succeeds.
+ * The targets and what the run shows of each. Speed is reported here, never asserted: a miss
+ * prints BELOW TARGET with the shortfall, and the run still succeeds. The range is the 90%
+ * confidence interval of the ratio (from the rounds' ratios, pair by pair); only a range clear of
+ * the target gives PASS or BELOW TARGET, one across it gives UNRESOLVED.
  */
 export function formatTargets(results: readonly CaseResult[]): string {
   const rows: string[][] = [];
   for (const result of results) {
     for (const ratio of result.ratios) {
       if (ratio.minRatio === undefined) continue;
-      const verdict = ratio.met
-        ? "PASS"
-        : `BELOW TARGET (needs ${(((ratio.minRatio - ratio.ratio) / ratio.ratio) * 100).toFixed(0)}% more ops/s)`;
       rows.push([
         `${result.suite} / ${result.case}`,
         `ratesync vs ${ratio.against}${ratio.role === "ceiling" ? " (ceiling)" : ""}`,
         `>= ${ratio.minRatio.toFixed(1)}x`,
         formatRatio(ratio.ratio),
-        verdict,
+        `${ratio.interval.low.toFixed(2)}-${formatRatio(ratio.interval.high)}`,
+        formatVerdict({ ...ratio, minRatio: ratio.minRatio }),
       ]);
     }
   }
   if (rows.length === 0) return "No targets for the cases run.";
-  return table(["case", "comparison", "target", "measured", "verdict"], rows, new Set([2, 3]));
+  return table(["case", "comparison", "target", "measured", "range", "verdict"], rows, new Set([2, 3, 4]));
 }
 
 /** Writes `report` as JSON to `path`, creating its folder. */

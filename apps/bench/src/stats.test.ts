@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { LatencyHistogram, median } from "./stats.js";
+import { LatencyHistogram, median, medianInterval } from "./stats.js";
 
 describe("median", () => {
   it("takes the middle value of an odd count and the mean of the two middle ones of an even count", () => {
@@ -16,6 +16,57 @@ describe("median", () => {
 
   it("refuses an empty list", () => {
     expect(() => median([])).toThrow(RangeError);
+  });
+});
+
+describe("medianInterval", () => {
+  it("is the whole sample for 7 values, the narrowest range with at least 90% confidence", () => {
+    // [x(2), x(6)] would have 1 - 2 * 8/128 = 87.5%: too little.
+    expect(medianInterval([1.02, 0.97, 1.05, 1.01, 1.04, 0.99, 1.03])).toEqual({
+      low: 0.97,
+      high: 1.05,
+      confidence: 1 - 2 / 128,
+    });
+  });
+
+  it("drops the three most extreme values at each end of 15", () => {
+    const values = Array.from({ length: 15 }, (_, i) => 15 - i);
+    const interval = medianInterval(values);
+    expect([interval.low, interval.high]).toEqual([4, 12]);
+    // 1 - 2 * P(Binomial(15, 1/2) <= 3) = 1 - 2 * 576/32768.
+    expect(interval.confidence).toBeCloseTo(1 - 1152 / 32768, 12);
+  });
+
+  it("takes a higher confidence as a wider range", () => {
+    const values = Array.from({ length: 15 }, (_, i) => i + 1);
+    expect(medianInterval(values, 0.99)).toMatchObject({ low: 3, high: 13 });
+  });
+
+  it("says how little a small sample can tell", () => {
+    expect(medianInterval([2, 1, 3])).toEqual({ low: 1, high: 3, confidence: 0.75 });
+    expect(medianInterval([5])).toEqual({ low: 5, high: 5, confidence: 0 });
+  });
+
+  it("agrees with the binomial sum it stands for", () => {
+    // Brute force: the chance that at most k-1 of n fair tosses land on one side.
+    const choose = (n: number, k: number): number => (k === 0 ? 1 : (choose(n, k - 1) * (n - k + 1)) / k);
+    for (let n = 1; n <= 40; n++) {
+      const { low, confidence } = medianInterval(Array.from({ length: n }, (_, i) => i + 1));
+      const k = low;
+      let tail = 0;
+      for (let i = 0; i < k; i++) tail += choose(n, i) / 2 ** n;
+      expect(confidence).toBeCloseTo(Math.max(0, 1 - 2 * tail), 12);
+      if (n >= 5) expect(confidence).toBeGreaterThanOrEqual(0.9);
+      // One step narrower would fall short of 90% (or cross the middle).
+      const narrower = 1 - 2 * (tail + choose(n, k) / 2 ** n);
+      if (k + 1 <= (n + 1) >> 1) expect(narrower).toBeLessThan(0.9);
+    }
+  });
+
+  it("refuses an empty list and a confidence outside (0, 1)", () => {
+    expect(() => medianInterval([])).toThrow(RangeError);
+    expect(() => medianInterval([1, 2], 1)).toThrow(/between 0 and 1, got 1/);
+    expect(() => medianInterval([1, 2], Number.NaN)).toThrow(RangeError);
   });
 });
 

@@ -18,6 +18,58 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? upper : ((sorted[middle - 1] as number) + upper) / 2;
 }
 
+/** A range that holds the true median of what was sampled, with the stated confidence. */
+export interface MedianInterval {
+  /** Lower end: one of the sampled values. */
+  readonly low: number;
+  /** Upper end: one of the sampled values. */
+  readonly high: number;
+  /**
+   * The chance that the true median lies in the range (0 to 1), whatever the distribution of the
+   * values, provided they are independent draws of it. Below the asked confidence when there are
+   * too few values to reach it: then the range is the whole sample.
+   */
+  readonly confidence: number;
+}
+
+/**
+ * A confidence interval for the median of whatever `values` were drawn from, without assuming a
+ * distribution (the sign-test interval): with the values sorted, `[x(k), x(n+1-k)]` misses the
+ * median only when at least n+1-k of the values fall on one side of it, which for independent
+ * draws has the binomial probability of n fair coin tosses. The narrowest such range whose
+ * confidence is at least `confidence`; the whole sample when even that falls short.
+ *
+ * A benchmark uses it on the per-round ratios of two contenders: a range entirely above a target
+ * shows the target met, one entirely below shows it missed, and one across it shows that the run
+ * cannot tell.
+ *
+ * @throws RangeError when `values` is empty or `confidence` is not between 0 and 1.
+ * @example
+ * ```ts
+ * medianInterval([1.02, 0.97, 1.05, 1.01, 1.04, 0.99, 1.03]); // { low: 0.97, high: 1.05, confidence: 0.984375 }
+ * ```
+ */
+export function medianInterval(values: readonly number[], confidence = 0.9): MedianInterval {
+  if (values.length === 0) throw new RangeError("medianInterval() of an empty list");
+  if (!(confidence > 0 && confidence < 1)) {
+    throw new RangeError(`medianInterval(): confidence must be between 0 and 1, got ${confidence}`);
+  }
+  const sorted = [...values].sort((a, b) => a - b);
+  const n = sorted.length;
+  // tail[k] = P(Binomial(n, 1/2) <= k - 1): the chance that x(k) is above the median.
+  let k = 1;
+  let tail = 0.5 ** n;
+  let term = tail;
+  // Widen k (narrow the range) while the next one still has the confidence asked for.
+  for (let next = 2; next <= (n + 1) >> 1; next++) {
+    term = (term * (n - next + 2)) / (next - 1);
+    if (1 - 2 * (tail + term) < confidence) break;
+    tail += term;
+    k = next;
+  }
+  return { low: sorted[k - 1] as number, high: sorted[n - k] as number, confidence: Math.max(0, 1 - 2 * tail) };
+}
+
 /** Smallest latency the histogram tells apart, in ms (100 ns): anything faster lands in bucket 0. */
 const MIN_MS = 1e-4;
 /** Each bucket is 2% wider than the one before: a reported percentile is within 1% of the truth. */
