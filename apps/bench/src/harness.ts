@@ -261,6 +261,9 @@ async function drive(
   return { calls: next, elapsedMs, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
+/** The confidence asked of the interval of every ratio (fewer than 5 rounds cannot give it). */
+export const RANGE_CONFIDENCE = 0.9;
+
 /** What `interval`, the confidence interval of a ratio, shows of the target `minRatio`. */
 export function verdictOf(interval: MedianInterval, minRatio: number): Verdict {
   if (interval.low >= minRatio) return "met";
@@ -366,7 +369,7 @@ export async function runCase(benchCase: BenchCase, settings: RunSettings): Prom
     for (const other of results) {
       if (other.role === "ours") continue;
       const roundRatios = ours.roundOpsPerSec.map((ops, r) => ops / (other.roundOpsPerSec[r] as number));
-      const interval = medianInterval(roundRatios);
+      const interval = medianInterval(roundRatios, RANGE_CONFIDENCE);
       const minRatio = benchCase.targets?.find((target) => target.against === other.name)?.minRatio;
       ratios.push({
         against: other.name,

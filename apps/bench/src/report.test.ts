@@ -44,6 +44,13 @@ describe("formatTargets", () => {
     expect(lines.find((line) => line.includes("too close"))).toMatch(/1\.02x\s+0\.90-1\.20x\s+UNRESOLVED/);
   });
 
+  it("shows the confidence of a range that too few rounds left below 90%", () => {
+    const text = formatTargets([
+      caseWith("three rounds", { ratio: 1.2, interval: { low: 1.1, high: 1.3, confidence: 0.75 }, verdict: "met" }),
+    ]);
+    expect(text).toMatch(/1\.10-1\.30x \(75%\)\s+PASS$/m);
+  });
+
   it("says so when no case run has a target", () => {
     expect(formatTargets([caseWith("no target", { minRatio: undefined, verdict: undefined })])).toBe(
       "No targets for the cases run.",

@@ -6,7 +6,8 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { cpus, platform, release } from "node:os";
 import { dirname } from "node:path";
-import type { CaseResult, RatioResult } from "./harness.js";
+import { type CaseResult, RANGE_CONFIDENCE, type RatioResult } from "./harness.js";
+import type { MedianInterval } from "./stats.js";
 
 /** The machine and software a run measured, so two result files can be told apart. */
 export interface RunEnvironment {
@@ -141,6 +142,12 @@ export function formatResults(results: readonly CaseResult[]): string {
   return table(header, rows, new Set([2, 3, 4, 5, 6, 7]));
 }
 
+/** A ratio's confidence interval, with its confidence when too few rounds give it the usual 90 %. */
+function formatRange(interval: MedianInterval): string {
+  const range = `${interval.low.toFixed(2)}-${formatRatio(interval.high)}`;
+  return interval.confidence < RANGE_CONFIDENCE ? `${range} (${Math.round(interval.confidence * 100)}%)` : range;
+}
+
 /** The verdict column of a target: what the run shows, and for a miss, the shortfall. */
 function formatVerdict(ratio: RatioResult & { readonly minRatio: number }): string {
   switch (ratio.verdict) {
@@ -156,8 +163,9 @@ function formatVerdict(ratio: RatioResult & { readonly minRatio: number }): stri
 /**
  * The targets and what the run shows of each. Speed is reported here, never asserted: a miss
  * prints BELOW TARGET with the shortfall, and the run still succeeds. The range is the 90%
- * confidence interval of the ratio (from the rounds' ratios, pair by pair); only a range clear of
- * the target gives PASS or BELOW TARGET, one across it gives UNRESOLVED.
+ * confidence interval of the ratio (from the rounds' ratios, pair by pair; with fewer than 5
+ * rounds, all of them, at the lower confidence shown beside it); only a range clear of the target
+ * gives PASS or BELOW TARGET, one across it gives UNRESOLVED.
  */
 export function formatTargets(results: readonly CaseResult[]): string {
   const rows: string[][] = [];
@@ -169,7 +177,7 @@ export function formatTargets(results: readonly CaseResult[]): string {
         `ratesync vs ${ratio.against}${ratio.role === "ceiling" ? " (ceiling)" : ""}`,
         `>= ${ratio.minRatio.toFixed(1)}x`,
         formatRatio(ratio.ratio),
-        `${ratio.interval.low.toFixed(2)}-${formatRatio(ratio.interval.high)}`,
+        formatRange(ratio.interval),
         formatVerdict({ ...ratio, minRatio: ratio.minRatio }),
       ]);
     }
