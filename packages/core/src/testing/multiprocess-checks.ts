@@ -1,10 +1,11 @@
 /**
- * Pure checks of what a multi-process run recorded: admission logs (epoch ms) against the rate
+ * Pure checks of what a multi-process run recorded: admission logs (ms on one clock: a store's
+ * epoch ms, or the harness clock) against the rate
  * claims of SPEC section 5, and hold intervals against `max_concurrent`. No I/O and no Node.js
  * imports, so they are unit-tested with fabricated logs and usable anywhere.
  */
 
-/** A time during which a caller held a slot, epoch ms, half-open: `[start, end)`. */
+/** A time during which a caller held a slot, ms on the harness clock, half-open: `[start, end)`. */
 export interface HoldInterval {
   /** When the holder had the slot (after its acquire resolved). */
   readonly start: number;
@@ -23,9 +24,9 @@ export interface LogViolation {
   readonly count: number;
   /** The most (or, for `"too-few"`, the least) the limit allows. */
   readonly bound: number;
-  /** Start of the offending interval (the first admission in it), epoch ms; the first admission for totals. */
+  /** Start of the offending interval (the first admission in it), ms; the first admission for totals. */
   readonly from: number;
-  /** End of the offending interval (the last admission in it), epoch ms; the last admission for totals. */
+  /** End of the offending interval (the last admission in it), ms; the last admission for totals. */
   readonly to: number;
   /** What went wrong, with the numbers, for a test failure message. */
   readonly message: string;
@@ -58,9 +59,9 @@ export interface SlidingWindowLogOptions {
 export interface BusiestInterval {
   /** Admissions inside the interval. */
   readonly count: number;
-  /** The first of them, epoch ms (`NaN` for an empty log). */
+  /** The first of them, ms (`NaN` for an empty log). */
   readonly from: number;
-  /** The last of them, epoch ms (`NaN` for an empty log). */
+  /** The last of them, ms (`NaN` for an empty log). */
   readonly to: number;
 }
 
@@ -97,7 +98,7 @@ export function busiestInterval(times: readonly number[], lengthMs: number): Bus
 }
 
 /**
- * The most admissions of `times` (epoch ms, any order) inside any half-open interval of
+ * The most admissions of `times` (ms, any order) inside any half-open interval of
  * `lengthMs`. See {@link busiestInterval}.
  *
  * @example
@@ -110,7 +111,7 @@ export function maxInAnyInterval(times: readonly number[], lengthMs: number): nu
 }
 
 /**
- * Checks a token bucket's admission log (epoch ms, any order) against its claims: at most
+ * Checks a token bucket's admission log (ms, any order) against its claims: at most
  * `burst + rate * duration + 1` admissions in total, where the duration is the run's, or the
  * log's own span when that is longer (a call made just before the run ends is decided a round
  * trip later); at least `minFraction` of the run's budget, when given;
@@ -197,7 +198,7 @@ export function checkTokenBucketLog(times: readonly number[], options: TokenBuck
 }
 
 /**
- * Checks a sliding window's admission log (epoch ms, any order): no half-open interval of
+ * Checks a sliding window's admission log (ms, any order): no half-open interval of
  * `windowMs` may hold more than `limit` admissions. The claim is exact (SPEC section 5), so
  * there is no tolerance: check the store's own admission times, not times observed after a
  * network round trip.

@@ -51,13 +51,13 @@ export interface StoreCallCounts {
   total: number;
 }
 
-/** What one worker recorded during a run. Times are epoch ms, `performance.timeOrigin + performance.now()`. */
+/** What one worker recorded during a run. Times are ms on the harness clock (`harnessNow`), unless a field says the store's. */
 export interface WorkerRunResult {
   /** The worker's process id. */
   readonly pid: number;
   /** Callers that ran. */
   readonly callers: number;
-  /** When the callers started and when the last one finished, local epoch ms. */
+  /** When the callers started and when the last one finished, on the harness clock. */
   readonly startedAt: number;
   /** See `startedAt`. */
   readonly endedAt: number;
@@ -89,7 +89,7 @@ export interface HeldSlotInfo {
   readonly leaseId: string | undefined;
   /** The lease expiry the store reported, epoch ms (store clock). */
   readonly expiresAt: number | undefined;
-  /** When the acquire resolved, local epoch ms. */
+  /** When the acquire resolved, on the harness clock. */
   readonly acquiredAt: number;
   /** How long the acquire waited, ms. */
   readonly waitedMs: number;

@@ -14,6 +14,7 @@ import { isRateSyncError } from "../errors.js";
 import { createRateSync, type RateSync } from "../rate-sync.js";
 import type { Slot } from "../slot.js";
 import type { HoldInterval } from "./multiprocess-checks.js";
+import { harnessNow } from "./multiprocess-clock.js";
 import { callsBetween, countingDefinition, StoreRecorder } from "./multiprocess-engine.js";
 import type {
   Command,
@@ -30,9 +31,8 @@ import type {
   Workload,
 } from "./multiprocess-protocol.js";
 
-// Epoch ms on the monotonic clock: comparable across processes of one machine, unlike a
-// Date.now() that NTP may step between two readings.
-const now = (): number => performance.timeOrigin + performance.now();
+// The harness's clock (the machine's monotonic clock), the one the parent and every worker share.
+const now = harnessNow;
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));
 

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { killAllWorkers, runWorkers, spawnWorker, WorkerCommandError } from "./multiprocess.js";
+import { harnessNow, killAllWorkers, runWorkers, spawnWorker, WorkerCommandError } from "./multiprocess.js";
 import { checkTokenBucketLog, maxConcurrentFromIntervals } from "./multiprocess-checks.js";
 
 // The memory engine keeps its state per process, so these tests check the harness itself (forking,
@@ -42,6 +42,7 @@ describe("multi-process harness (memory engine)", () => {
       limiter: "tb",
       key: "k",
     });
+    const finishedAt = harnessNow();
     expect(result.workers).toHaveLength(2);
     const pids = result.workers.map((worker) => worker.pid);
     expect(new Set(pids).size).toBe(2);
@@ -61,6 +62,9 @@ describe("multi-process harness (memory engine)", () => {
       ).toEqual([]);
       // Nothing before the common start, nothing long after the end (a loaded machine may lag a little).
       expect(Math.min(...worker.admissions)).toBeGreaterThanOrEqual(result.startAt);
+      // The workers' clock is the parent's: a worker's last time precedes the parent's reading
+      // once the report is in (per-process clocks, such as performance.timeOrigin's, do not).
+      expect(worker.endedAt).toBeLessThanOrEqual(finishedAt);
       expect(Math.max(...worker.admissions)).toBeLessThan(result.startAt + result.durationMs + 1000);
       expect(worker.calls.decide).toBeGreaterThanOrEqual(worker.admissions.length);
     }

@@ -16,6 +16,7 @@ import { createRequire } from "node:module";
 import { isAbsolute, resolve as resolvePath } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { HoldInterval } from "./multiprocess-checks.js";
+import { harnessNow } from "./multiprocess-clock.js";
 import type {
   Command,
   HeldSlotInfo,
@@ -30,13 +31,7 @@ import type {
   Workload,
 } from "./multiprocess-protocol.js";
 
-/**
- * Epoch ms on the monotonic clock, `performance.timeOrigin + performance.now()`: the clock the
- * workers record with, comparable across processes of one machine.
- */
-export function harnessNow(): number {
-  return performance.timeOrigin + performance.now();
-}
+export { harnessNow };
 
 /** How to start workers and what they load. */
 export interface WorkerOptions {
@@ -323,7 +318,7 @@ export class WorkerProcess {
   }
 
   /**
-   * Runs `workload` from `startAt` (local epoch ms, {@link harnessNow}) for its duration, and
+   * Runs `workload` from `startAt` (ms on the harness clock, {@link harnessNow}) for its duration, and
    * resolves with what the worker recorded. {@link runWorkers} does this for N workers at once.
    */
   run(workload: Workload, startAt: number, replyTimeoutMs?: number): Promise<WorkerRunResult> {
@@ -523,11 +518,11 @@ export interface RunWorkersOptions extends WorkerOptions, SharedWorkload {
   readonly processes: number;
 }
 
-/** What a run recorded, every worker's logs merged. Times are epoch ms. */
+/** What a run recorded, every worker's logs merged. Times are on the harness clock, store times on the store's (epoch ms). */
 export interface RunResult {
   /** Each worker's own report, in the order of the workers. */
   readonly workers: readonly WorkerRunResult[];
-  /** The common start, local epoch ms. */
+  /** The common start, on the harness clock. */
   readonly startAt: number;
   /** The run's length, ms. */
   readonly durationMs: number;
