@@ -98,17 +98,8 @@ export function rateLimit(options: ExpressRateLimitOptions): RequestHandler {
     );
   }
   return function ratesyncRateLimit(req: Request, res: Response, next: NextFunction): void {
-    let outcome: HttpCheck | Promise<HttpCheck>;
-    try {
-      outcome = limit.checkNow(new ExpressRequestView(req));
-    } catch (error) {
-      next(error);
-      return;
-    }
-    // No promise at all when the store decides in process; otherwise a promise chain with next
-    // as the rejection handler (Express 4 does not catch async errors).
-    if (outcome instanceof Promise) outcome.then((decided) => apply(decided, req, res, next, passOn), next);
-    else apply(outcome, req, res, next, passOn);
+    // Errors go to next, thrown or rejected: Express 4 does not catch async errors.
+    limit.checkThen(new ExpressRequestView(req), (outcome) => apply(outcome, req, res, next, passOn), next);
   };
 }
 

@@ -137,18 +137,11 @@ function createHook(options: FastifyRateLimitOptions): onRequestHookHandler {
   const throwing = options.onRefused === "throw";
   // Callback style rather than async, and no promise at all when the store decides in process.
   return function ratesyncRateLimit(request, reply, done) {
-    let outcome: HttpCheck | Promise<HttpCheck>;
-    try {
-      outcome = limit.checkNow(new FastifyRequestView(request));
-    } catch (error) {
-      done(error as Error);
-      return;
-    }
-    if (outcome instanceof Promise) {
-      outcome.then((decided) => apply(decided, request, reply, done, throwing), done);
-    } else {
-      apply(outcome, request, reply, done, throwing);
-    }
+    limit.checkThen(
+      new FastifyRequestView(request),
+      (outcome) => apply(outcome, request, reply, done, throwing),
+      (error) => done(error as Error),
+    );
   };
 }
 

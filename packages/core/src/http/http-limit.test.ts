@@ -359,6 +359,26 @@ describe("HttpRateLimit", () => {
     expect(headersOf(refused as HttpCheck)).toEqual(headersOf(await http.check(view())));
   });
 
+  it("checkThen hands the outcome over at once when decided in process, once settled otherwise, and errors apart", async () => {
+    const { rs } = setup();
+    rs.configureLimiter("api", { store: "mem", algorithm: "fixed_window", limit: 1, windowSeconds: 60 });
+    const http = limit(rs, { limiter: "api" });
+    const seen: string[] = [];
+    const errors: unknown[] = [];
+    const record = (outcome: HttpCheck) => seen.push(outcome.action);
+    // The first check opens the memory store: asynchronous.
+    http.checkThen(view(), record, (error) => errors.push(error));
+    expect(seen).toEqual([]);
+    await vi.waitFor(() => expect(seen).toEqual(["allow"]));
+    // From then on, synchronous: the outcome is there when checkThen returns.
+    http.checkThen(view(), record, (error) => errors.push(error));
+    expect(seen).toEqual(["allow", "refuse"]);
+    // What checkNow throws goes to onError, not to onOutcome.
+    limit(rs, { limiter: "nope" }).checkThen(view(), record, (error) => errors.push(error));
+    expect(errors).toEqual([expect.objectContaining({ code: "LIMITER_NOT_FOUND" })]);
+    expect(seen).toHaveLength(2);
+  });
+
   it("checkNow returns a promise for a remote store, and a fail-closed outage there answers 503", async () => {
     const clock = new FakeClock();
     const rs = createRateSync({ clock, autoload: false });

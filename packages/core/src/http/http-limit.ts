@@ -326,6 +326,28 @@ export class HttpRateLimit<R> {
     return this.#decided(limiter, decision, view.native);
   }
 
+  /**
+   * {@link checkNow} for callback-style middleware (Express, Fastify hooks): calls `onOutcome`
+   * with the outcome, at once when it was decided synchronously and when its promise settles
+   * otherwise; what `checkNow` throws or rejects with goes to `onError`. A request then costs no
+   * promise when the store decides in process.
+   */
+  checkThen(
+    view: HttpRequestView<R>,
+    onOutcome: (outcome: HttpCheck) => void,
+    onError: (error: unknown) => void,
+  ): void {
+    let outcome: HttpCheck | Promise<HttpCheck>;
+    try {
+      outcome = this.checkNow(view);
+    } catch (error) {
+      onError(error);
+      return;
+    }
+    if (outcome instanceof Promise) outcome.then(onOutcome, onError);
+    else onOutcome(outcome);
+  }
+
   async #checkAny(view: HttpRequestView<R>): Promise<HttpCheck> {
     if (this.#skip !== undefined && (await this.#skip(view.native))) return SKIP;
     const asks: Ask[] = [];
