@@ -96,13 +96,15 @@ describe("runCase", () => {
       benchCase(
         [fake("ours", "ours", { delayMs: 1 }).contender, fake("raw client", "ceiling", { delayMs: 1 }).contender],
         {
-          targets: [{ against: "raw client", minRatio: 0.5 }],
+          // Far below 1: two equal contenders over 20 ms rounds differ by tens of percent on a busy
+          // machine, and the verdict needs every round's ratio above the target.
+          targets: [{ against: "raw client", minRatio: 0.1 }],
         },
       ),
       quick,
     );
     expect(result.ratios).toHaveLength(1);
-    expect(result.ratios[0]).toMatchObject({ against: "raw client", role: "ceiling", minRatio: 0.5, verdict: "met" });
+    expect(result.ratios[0]).toMatchObject({ against: "raw client", role: "ceiling", minRatio: 0.1, verdict: "met" });
   });
 
   it("refuses a target that names no peer or ceiling of the case", async () => {
