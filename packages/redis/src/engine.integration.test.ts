@@ -1,7 +1,10 @@
+import { createHash } from "node:crypto";
 import { createRateSync, type RateSync } from "@ratesync/core";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createRedisEngine } from "./engine.js";
 import { keysFor } from "./keys.js";
+import { FIXED_WINDOW, fixedWindowScript, luaNumber, TOKEN_BUCKET, tokenBucketScript } from "./scripts.js";
 
 const url = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = `ratesync-test-${process.pid}-${Date.now()}:`;
@@ -145,6 +148,112 @@ describe("Redis engine writes", () => {
       expect(decisions.map((d) => d.remaining).slice(0, 40)).toEqual(Array.from({ length: 40 }, (_, i) => 39 - i));
     } finally {
       await own.close();
+      client.disconnect();
+    }
+  });
+});
+
+describe("Redis engine policy scripts", () => {
+  const sha = (lua: string) => createHash("sha1").update(lua).digest("hex");
+
+  /** A registry on a client of its own whose EVALSHA calls are recorded: the script and its ARGV count. */
+  async function recorded(keyPrefix: string) {
+    const { Redis } = await import("ioredis");
+    const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+    await client.connect();
+    const calls: { sha: string; argv: number }[] = [];
+    const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    (client as unknown as { evalsha: unknown }).evalsha = (...args: unknown[]) => {
+      calls.push({ sha: args[0] as string, argv: args.length - 2 - Number(args[1]) });
+      return evalsha(...args);
+    };
+    const own = createRateSync({ autoload: false });
+    own.configureStore("r", { engine: createRedisEngine({ client, keyPrefix: `${prefix}${keyPrefix}` }) });
+    const close = async () => {
+      await own.close();
+      client.disconnect();
+    };
+    return { own, calls, close };
+  }
+
+  it("decides at cost 1 with a script holding the policy's numbers, other costs with the ARGV script, on one state", async () => {
+    const { own, calls, close } = await recorded("policy:");
+    try {
+      own.configureLimiter("tb", { store: "r", ratePerSecond: 7, burst: 5 });
+      own.configureLimiter("fw", { store: "r", algorithm: "fixed_window", limit: 4, windowSeconds: 60 });
+      const tb = [await own.tryAcquire("tb", { key: "k" }), await own.tryAcquire("tb", { key: "k", cost: 2 })];
+      const fw = [await own.tryAcquire("fw", { key: "k" }), await own.tryAcquire("fw", { key: "k", cost: 2 })];
+      tb.push(await own.tryAcquire("tb", { key: "k" }));
+      fw.push(await own.tryAcquire("fw", { key: "k" }));
+
+      expect(tb.map((d) => [d.allowed, d.remaining])).toEqual([
+        [true, 4],
+        [true, 2],
+        [true, 1],
+      ]);
+      expect(fw.map((d) => [d.allowed, d.remaining])).toEqual([
+        [true, 3],
+        [true, 1],
+        [true, 0],
+      ]);
+      const tbOwn = sha(tokenBucketScript({ a: 1000 / 7, b: 5 }));
+      const fwOwn = sha(fixedWindowScript({ a: 60_000, b: 4 }));
+      expect(calls).toEqual([
+        { sha: tbOwn, argv: 0 },
+        { sha: sha(TOKEN_BUCKET), argv: 3 },
+        { sha: fwOwn, argv: 0 },
+        { sha: sha(FIXED_WINDOW), argv: 3 },
+        { sha: tbOwn, argv: 0 },
+        { sha: fwOwn, argv: 0 },
+      ]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("makes at most 64 policy scripts per engine, then passes the numbers in ARGV with the same decisions", async () => {
+    const { own, calls, close } = await recorded("many-policies:");
+    try {
+      // 66 policies with different numbers, and one more with the first one's numbers.
+      for (let i = 0; i < 66; i++) own.configureLimiter(`tb${i}`, { store: "r", ratePerSecond: 10 + i, burst: 3 });
+      own.configureLimiter("same", { store: "r", ratePerSecond: 10, burst: 3 });
+      const decisions = [];
+      for (let i = 0; i < 66; i++) decisions.push(await own.tryAcquire(`tb${i}`, { key: "k" }));
+      decisions.push(await own.tryAcquire("same", { key: "k" }));
+
+      expect(decisions.every((d) => d.allowed && d.remaining === 2)).toBe(true);
+      expect(calls.slice(0, 64).every((call) => call.argv === 0)).toBe(true);
+      expect(new Set(calls.slice(0, 64).map((call) => call.sha)).size).toBe(64);
+      expect(calls.slice(64, 66)).toEqual([
+        { sha: sha(TOKEN_BUCKET), argv: 3 },
+        { sha: sha(TOKEN_BUCKET), argv: 3 },
+      ]);
+      // Equal numbers share the script made first.
+      expect(calls[66]).toEqual({ sha: calls[0]?.sha, argv: 0 });
+    } finally {
+      await close();
+    }
+  });
+
+  it("writes numbers into a script that Redis's Lua reads back as exactly the same doubles", async () => {
+    const { Redis } = await import("ioredis");
+    const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+    try {
+      await client.connect();
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.double({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 100 }),
+          async (xs) => {
+            const lua = `return {${xs.map((x) => `string.format('%.17g', ${luaNumber(x)})`).join(", ")}}`;
+            const read = ((await client.eval(lua, 0)) as string[]).map(Number);
+            expect(read).toEqual(xs.map((x) => (Object.is(x, -0) ? 0 : x)));
+          },
+        ),
+        { numRuns: 25 },
+      );
+      expect(() => luaNumber(Number.POSITIVE_INFINITY)).toThrow(RangeError);
+      expect(() => luaNumber(Number.NaN)).toThrow(/finite number, got NaN/);
+    } finally {
       client.disconnect();
     }
   });

@@ -9,6 +9,7 @@ import type {
   LeaseRequest,
   PeekRequest,
   Policy,
+  RatePolicy,
   RateState,
   RenewRequest,
 } from "@ratesync/core";
@@ -22,7 +23,16 @@ import {
 } from "@ratesync/core";
 import { Cluster, Redis } from "ioredis";
 import { keysFor, type RedisKeys } from "./keys.js";
-import { DECIDE, FIXED_WINDOW, RELEASE, RENEW, RESET, TOKEN_BUCKET } from "./scripts.js";
+import {
+  DECIDE,
+  FIXED_WINDOW,
+  fixedWindowScript,
+  RELEASE,
+  RENEW,
+  RESET,
+  TOKEN_BUCKET,
+  tokenBucketScript,
+} from "./scripts.js";
 
 /** The part of a socket {@link RedisEngine} uses to write a tick's calls at once. */
 interface CorkableStream {
@@ -93,6 +103,16 @@ const SCRIPTS = {
   renew: script(RENEW, 1),
   reset: script(RESET, 5),
 };
+
+/**
+ * Rate policies that get scripts of their own (their numbers written in, for calls at cost 1),
+ * per engine: beyond this many, calls pass the numbers in ARGV, so a process that makes policies
+ * on the fly never fills Redis's script cache.
+ */
+const MAX_POLICY_SCRIPTS = 64;
+
+/** A token bucket or fixed window policy: the ones with a small script of their own. */
+type SimpleRatePolicy = Exclude<RatePolicy, { algorithm: "sliding_window" }>;
 
 /** Whether Redis did not know a script: after `SCRIPT FLUSH`, a restart, or on a new Cluster node. */
 function isNoScript(error: unknown): boolean {
@@ -255,6 +275,10 @@ export class RedisEngine implements Engine {
   #ready: Promise<void> | undefined;
   #subscriber: RedisClient | undefined;
   readonly #listeners = new Map<string, Set<() => void>>();
+  /** Each rate policy's own script for calls at cost 1, or null when it has none (see {@link MAX_POLICY_SCRIPTS}). */
+  readonly #policyScripts = new WeakMap<SimpleRatePolicy, Script | null>();
+  /** The policy scripts made so far, by algorithm and numbers: policies with equal numbers share one. */
+  readonly #policyScriptsByNumbers = new Map<string, Script>();
   /** The keys of each (limiter, key). */
   readonly #keys = new TargetCache((limiter, key) => keysFor(this.#prefix, limiter, key));
   #closed = false;
@@ -284,25 +308,16 @@ export class RedisEngine implements Engine {
   decide(request: DecideRequest): Promise<EngineDecision> {
     const keys = this.#keys.get(request.limiter, request.key);
     const { rate, concurrency } = request.policy;
-    // The common limiters get their own small script: one key, GET and SET.
+    // The common limiters get their own small script: one key, GET and SET. At cost 1 (nearly
+    // every call), one made for the policy, with its numbers written in: no ARGV to read.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
+      const key = rate.algorithm === "token_bucket" ? keys.tokenBucket : keys.fixedWindow;
+      const map = (reply: unknown) => simpleDecision(reply, request);
+      const own = request.cost === 1 ? this.#policyScript(rate) : null;
+      if (own !== null) return this.#run(own, map, key);
       return rate.algorithm === "token_bucket"
-        ? this.#run(
-            SCRIPTS.tokenBucket,
-            (reply) => simpleDecision(reply, request),
-            keys.tokenBucket,
-            rate.intervalMs,
-            rate.burst,
-            request.cost,
-          )
-        : this.#run(
-            SCRIPTS.fixedWindow,
-            (reply) => simpleDecision(reply, request),
-            keys.fixedWindow,
-            rate.windowMs,
-            rate.limit,
-            request.cost,
-          );
+        ? this.#run(SCRIPTS.tokenBucket, map, key, rate.intervalMs, rate.burst, request.cost)
+        : this.#run(SCRIPTS.fixedWindow, map, key, rate.windowMs, rate.limit, request.cost);
     }
     return this.#general(0, request, keys, request.leaseId ?? "");
   }
@@ -330,6 +345,26 @@ export class RedisEngine implements Engine {
   async reset(target: EngineTarget): Promise<void> {
     const keys = this.#keys.get(target.limiter, target.key);
     await this.#run(SCRIPTS.reset, () => undefined, ...keys.all, keys.channel);
+  }
+
+  /**
+   * The script of a token bucket or fixed window policy for calls at cost 1, made on its first
+   * call; null once {@link MAX_POLICY_SCRIPTS} scripts exist, or for numbers a script cannot hold
+   * (not finite): its calls then use the ARGV script.
+   */
+  #policyScript(rate: SimpleRatePolicy): Script | null {
+    const known = this.#policyScripts.get(rate);
+    if (known !== undefined) return known;
+    const [a, b] = rate.algorithm === "token_bucket" ? [rate.intervalMs, rate.burst] : [rate.windowMs, rate.limit];
+    const id = `${rate.algorithm} ${a} ${b}`;
+    let made = this.#policyScriptsByNumbers.get(id) ?? null;
+    const writable = Number.isFinite(a) && Number.isFinite(b);
+    if (made === null && writable && this.#policyScriptsByNumbers.size < MAX_POLICY_SCRIPTS) {
+      made = script(rate.algorithm === "token_bucket" ? tokenBucketScript({ a, b }) : fixedWindowScript({ a, b }), 1);
+      this.#policyScriptsByNumbers.set(id, made);
+    }
+    this.#policyScripts.set(rate, made);
+    return made;
   }
 
   #general(mode: 0 | 1, request: PeekRequest, keys: RedisKeys, leaseId: string): Promise<EngineDecision> {

@@ -18,8 +18,10 @@
  *
  * The token bucket and fixed window without a concurrency limit, by far the most common limiters,
  * get scripts of their own: one string key, one GET and one SET with PX, no Lua function
- * definitions. Their reply is `"<allowed> <seconds> <microseconds> <state>"`: the verdict (1 or
- * 0), the store's `TIME`, and the state as it was before the call (empty when there was none).
+ * definitions; at cost 1 the engine runs a copy made for the policy, with its numbers written in
+ * instead of read from ARGV ({@link tokenBucketScript}, {@link fixedWindowScript}). Their reply
+ * is `"<allowed> <seconds> <microseconds> <state>"`: the verdict (1 or 0), the store's `TIME`, and
+ * the state as it was before the call (empty when there was none).
  * Only the verdict has to be taken inside Redis; the engine computes the rest of the decision
  * (remaining, reset, retry after) from that state and time with `@ratesync/core`'s own algorithm,
  * so the script spends nothing on it and the numbers are exactly the memory engine's.
@@ -49,15 +51,47 @@ end
 `;
 
 /**
- * Token bucket, no concurrency. KEYS: the bucket, a string "since units" (`since` in epoch
- * microseconds, an integer: it is always a `TIME` reading). ARGV: interval ms, burst, cost.
- * Reply: see the module comment.
+ * The numbers of a token bucket or fixed window script: written into the script itself for one
+ * policy at a cost of 1 (the common call), or read from ARGV (interval or window ms, burst or
+ * limit, cost). Reading three ARGV values is about a sixth of what Redis executes for one of
+ * these scripts (measured with callgrind: 56,000 instructions a call with them, 46,000 without).
  */
-export const TOKEN_BUCKET = `
+export interface RateScriptConstants {
+  /** Token bucket: interval ms per unit; fixed window: window ms. */
+  readonly a: number;
+  /** Token bucket: burst; fixed window: limit. */
+  readonly b: number;
+}
+
+/** The line that binds `a`, `b` and `c` (the cost): to ARGV, or to one policy's numbers at cost 1. */
+function rateArguments(constants: RateScriptConstants | undefined): string {
+  if (constants === undefined) return "local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])";
+  return `local a, b, c = ${luaNumber(constants.a)}, ${luaNumber(constants.b)}, 1`;
+}
+
+/**
+ * A Lua numeral for a finite number that reads back as exactly the same double: JavaScript's
+ * shortest round-trip form (`0.001`, `1e-7`, `1e+21`), which Lua's reader (C `strtod`) accepts.
+ *
+ * @throws RangeError when `x` is not finite (a policy's numbers always are).
+ */
+export function luaNumber(x: number): string {
+  if (!Number.isFinite(x)) throw new RangeError(`A script constant must be a finite number, got ${x}.`);
+  return Object.is(x, -0) ? "0" : String(x);
+}
+
+/**
+ * Token bucket, no concurrency. KEYS: the bucket, a string "since units" (`since` in epoch
+ * microseconds, an integer: it is always a `TIME` reading). ARGV: interval ms, burst, cost, or
+ * none when the script was made for one policy at cost 1 (`constants`). Reply: see the module
+ * comment.
+ */
+export function tokenBucketScript(constants?: RateScriptConstants): string {
+  return `
 local t = redis.call('TIME')
 local now_us = t[1] * 1000000 + t[2]
 local now = now_us / 1000
-local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+${rateArguments(constants)}
 local since, units, tat = nil, 0, now
 local v = redis.call('GET', KEYS[1])
 if v then
@@ -84,15 +118,21 @@ if ms < 1 then ms = 1 elseif ms > 1e15 then ms = 1e15 end
 redis.call('SET', KEYS[1], state, 'PX', ms)
 return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
 `;
+}
+
+/** The token bucket script that reads its numbers from ARGV. */
+export const TOKEN_BUCKET = tokenBucketScript();
 
 /**
  * Fixed window, no concurrency. KEYS: the window (a string "start count", `start` in epoch ms).
- * ARGV: window ms, limit, cost. Reply: see the module comment.
+ * ARGV: window ms, limit, cost, or none when the script was made for one policy at cost 1
+ * (`constants`). Reply: see the module comment.
  */
-export const FIXED_WINDOW = `
+export function fixedWindowScript(constants?: RateScriptConstants): string {
+  return `
 local t = redis.call('TIME')
 local now = (t[1] * 1000000 + t[2]) / 1000
-local a, b, c = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+${rateArguments(constants)}
 local start = math.floor(now / a) * a
 local used, same = 0, nil
 local v = redis.call('GET', KEYS[1])
@@ -112,6 +152,10 @@ if ms < 1 then ms = 1 elseif ms > 1e15 then ms = 1e15 end
 redis.call('SET', KEYS[1], state, 'PX', ms)
 return '1 ' .. t[1] .. ' ' .. t[2] .. ' ' .. v
 `;
+}
+
+/** The fixed window script that reads its numbers from ARGV. */
+export const FIXED_WINDOW = fixedWindowScript();
 
 /**
  * decide / peek, for every policy. KEYS: rate state (the algorithm's own key: a string for the
