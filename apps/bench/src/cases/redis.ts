@@ -57,7 +57,7 @@ const CEILING = "raw EVALSHA";
  * while disconnected instead of waiting), and no retry of a failed call. `lazyConnect` only lets
  * the suite connect when, and if, one of its cases runs.
  */
-const CLIENT_OPTIONS = {
+export const CLIENT_OPTIONS = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 0,
   lazyConnect: true,
