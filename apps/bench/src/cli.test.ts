@@ -55,6 +55,17 @@ describe("parseOptions", () => {
     expect(options.cases).toEqual(["hot", "100"]);
   });
 
+  it("keeps a case name whole: commas in numbers and commas followed by a space do not separate", () => {
+    expect(parseOptions(["--case", "10,000 keys admitted, 1 in flight"], {}).cases).toEqual([
+      "10,000 keys admitted, 1 in flight",
+    ]);
+    expect(parseOptions([], { BENCH_CASE: "hot key rejected, 64 in flight,10,000 keys admitted" }).cases).toEqual([
+      "hot key rejected, 64 in flight",
+      "10,000 keys admitted",
+    ]);
+    expect(parseOptions(["--case", "64,hot"], {}).cases).toEqual(["64", "hot"]);
+  });
+
   it("refuses unknown flags, stray arguments and out-of-range numbers with a UsageError", () => {
     expect(() => parseOptions(["--round", "3"], {})).toThrow(UsageError);
     expect(() => parseOptions(["memory"], {})).toThrow(UsageError);

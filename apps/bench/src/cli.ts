@@ -43,7 +43,8 @@ export const USAGE = `Usage: pnpm bench [-- options]
 Options (each also read from the environment variable in brackets):
   --suite <names>      suites to run, comma-separated or repeated (default: all)   [BENCH_SUITE]
                        available: memory, redis, postgres, nats, http
-  --case <text>        only cases whose name contains the text, repeatable         [BENCH_CASE]
+  --case <text>        only cases whose name contains the text, comma-separated    [BENCH_CASE]
+                       or repeated ("10,000 keys admitted, 1 in flight" is one)
   --rounds <n>         timed rounds per contender                                  [BENCH_ROUNDS]
                        (default: memory 5, redis/postgres/nats 3, http 7;
                         quick: memory 3, redis/postgres/nats 2, http 4)
@@ -78,10 +79,17 @@ function positive<F extends number | undefined>(
   return value;
 }
 
+/**
+ * The commas that separate items of a list: not one followed by a space, nor one between two
+ * digits, so that a case name such as "10,000 keys admitted, 1 in flight" stays whole (split at
+ * every comma, it would leave "10", which every case of that suite contains).
+ */
+const LIST_SEPARATOR = /(?<!\d),(?!\s)|,(?![\s\d])/;
+
 function list(values: readonly string[] | undefined, env: string | undefined): string[] | undefined {
   const raw = values !== undefined && values.length > 0 ? values : env === undefined || env === "" ? [] : [env];
   const items = raw
-    .flatMap((value) => value.split(","))
+    .flatMap((value) => value.split(LIST_SEPARATOR))
     .map((value) => value.trim())
     .filter((value) => value !== "");
   return items.length === 0 ? undefined : items;
