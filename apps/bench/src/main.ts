@@ -100,7 +100,9 @@ async function main(): Promise<void> {
       for (const pkg of suite.packages) versions[pkg] = versionOf(pkg);
       Object.assign(versions, servers);
       roundsBySuite[name] = settings.rounds;
-      progress(`${name}: ${selected.length} cases, ${settings.rounds} rounds x ${settings.seconds} s per contender`);
+      progress(
+        `${name}: ${selected.length} ${selected.length === 1 ? "case" : "cases"}, ${settings.rounds} ${settings.rounds === 1 ? "round" : "rounds"} x ${settings.seconds} s per contender`,
+      );
       for (const benchCase of selected) results.push(await runCase(benchCase, settings));
     } finally {
       await suite.close?.();
