@@ -311,13 +311,14 @@ export class RedisEngine implements Engine {
     // The common limiters get their own small script: one key, GET and SET. At cost 1 (nearly
     // every call), one made for the policy, with its numbers written in: no ARGV to read.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
-      const key = rate.algorithm === "token_bucket" ? keys.tokenBucket : keys.fixedWindow;
+      const tokenBucket = rate.algorithm === "token_bucket";
+      const key = tokenBucket ? keys.tokenBucket : keys.fixedWindow;
+      const a = tokenBucket ? rate.intervalMs : rate.windowMs;
+      const b = tokenBucket ? rate.burst : rate.limit;
       const map = (reply: unknown) => simpleDecision(reply, request);
-      const own = request.cost === 1 ? this.#policyScript(rate) : null;
+      const own = request.cost === 1 ? this.#policyScript(rate, a, b) : null;
       if (own !== null) return this.#run(own, map, key);
-      return rate.algorithm === "token_bucket"
-        ? this.#run(SCRIPTS.tokenBucket, map, key, rate.intervalMs, rate.burst, request.cost)
-        : this.#run(SCRIPTS.fixedWindow, map, key, rate.windowMs, rate.limit, request.cost);
+      return this.#run(tokenBucket ? SCRIPTS.tokenBucket : SCRIPTS.fixedWindow, map, key, a, b, request.cost);
     }
     return this.#general(0, request, keys, request.leaseId ?? "");
   }
@@ -348,14 +349,13 @@ export class RedisEngine implements Engine {
   }
 
   /**
-   * The script of a token bucket or fixed window policy for calls at cost 1, made on its first
-   * call; null once {@link MAX_POLICY_SCRIPTS} scripts exist, or for numbers a script cannot hold
-   * (not finite): its calls then use the ARGV script.
+   * The script of a token bucket or fixed window policy (whose numbers are `a` and `b`) for calls
+   * at cost 1, made on its first call; null once {@link MAX_POLICY_SCRIPTS} scripts exist, or for
+   * numbers a script cannot hold (not finite): its calls then use the ARGV script.
    */
-  #policyScript(rate: SimpleRatePolicy): Script | null {
+  #policyScript(rate: SimpleRatePolicy, a: number, b: number): Script | null {
     const known = this.#policyScripts.get(rate);
     if (known !== undefined) return known;
-    const [a, b] = rate.algorithm === "token_bucket" ? [rate.intervalMs, rate.burst] : [rate.windowMs, rate.limit];
     const id = `${rate.algorithm} ${a} ${b}`;
     let made = this.#policyScriptsByNumbers.get(id) ?? null;
     const writable = Number.isFinite(a) && Number.isFinite(b);

@@ -5,9 +5,10 @@
  *
  * Run by the script, not by hand: `node --single-threaded --import tsx
  * src/cases/redis-instructions.ts` with `RATESYNC_BENCH_REDIS_INSTRUCTIONS` set to `{"url",
- * "contender", "expect", "keys", "warm", "measured"}`. It primes the keys and makes `warm` calls, prints `warm` and waits for a line on
- * stdin (the script zeroes both counters meanwhile), makes `measured` calls, prints `done` and
- * waits for another line (the script dumps both counters), then exits.
+ * "contender", "expect", "keys", "warm", "measured"}`. It primes the keys and makes `warm` calls,
+ * prints `warm` and waits for a line on stdin (the script zeroes both counters meanwhile), makes
+ * `measured` calls, prints `done` and waits for another line (the script dumps both counters),
+ * then exits.
  */
 import { once } from "node:events";
 import { createInterface } from "node:readline";
@@ -32,7 +33,7 @@ interface Settings {
 /** One decision on `key`: whether it was admitted. */
 type Call = (key: string) => Promise<boolean>;
 
-async function contender(settings: Settings, client: Redis): Promise<Call> {
+function contender(settings: Settings, client: Redis): Call {
   const prefix = `ratesync-instructions-${process.pid}:`;
   if (settings.contender === "ratesync") {
     const rs = createRateSync({ autoload: false });
@@ -56,7 +57,7 @@ async function main(): Promise<void> {
   const settings = JSON.parse(process.env.RATESYNC_BENCH_REDIS_INSTRUCTIONS ?? "") as Settings;
   const client = new Redis(settings.url, CLIENT_OPTIONS);
   await client.connect();
-  const call = await contender(settings, client);
+  const call = contender(settings, client);
   const keys = Array.from({ length: settings.keys }, (_, i) => `user:${i}`);
   const input = createInterface({ input: process.stdin });
   const lines = input[Symbol.asyncIterator]();

@@ -1,8 +1,8 @@
 /**
  * Pure checks of what a multi-process run recorded: admission logs (ms on one clock: a store's
- * epoch ms, or the harness clock) against the rate
- * claims of SPEC section 5, and hold intervals against `max_concurrent`. No I/O and no Node.js
- * imports, so they are unit-tested with fabricated logs and usable anywhere.
+ * epoch ms, or the harness clock) against the rate claims of SPEC section 5, and hold intervals
+ * against `max_concurrent`. No I/O and no Node.js imports, so they are unit-tested with
+ * fabricated logs and usable anywhere.
  */
 
 /** A time during which a caller held a slot, ms on the harness clock, half-open: `[start, end)`. */
