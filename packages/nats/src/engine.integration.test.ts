@@ -1,3 +1,4 @@
+import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Clock, EngineDecision, Policy } from "@ratesync/core";
@@ -180,6 +181,39 @@ describe("NATS engine: the bucket", () => {
       } finally {
         await engine.close();
       }
+    }
+  });
+
+  it("uses the bucket another process created at the same moment, when the server refuses our creation", async () => {
+    // The server's answer to the loser of a creation race, made to happen every time: a stream
+    // of another name holds the bucket's subjects when the engine creates it, and is replaced by
+    // the real bucket (as the winner would make it) just after.
+    const name = uniqueBucket("race");
+    buckets.push(name);
+    const jsm = await jetstreamManager(admin);
+    const blocker = `blocker-${name}`;
+    await jsm.streams.add({ name: blocker, subjects: [`$KV.${name}.>`] });
+    const creation = admin.subscribe(`$JS.API.STREAM.CREATE.KV_${name}`, { max: 1 });
+    const engine = new NatsEngine({ url: NATS_URL, bucket: name, ttlSeconds: 60 });
+    try {
+      const init = engine.init();
+      init.catch(() => {}); // awaited below
+      for await (const _ of creation) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await jsm.streams.delete(blocker);
+      await new Kvm(admin).create(name, { history: 1, ttl: 60_000 });
+      await init;
+      const decision = await engine.decide({
+        limiter: "race",
+        key: "k",
+        policy: tokenBucket,
+        cost: 1,
+        leaseId: undefined,
+      });
+      expect(decision.allowed).toBe(true);
+    } finally {
+      await engine.close();
+      await jsm.streams.delete(blocker).catch(() => {});
     }
   });
 

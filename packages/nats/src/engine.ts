@@ -118,6 +118,16 @@ const BACKOFF_CAP_MS = 100;
 /** The JetStream API error codes of a compare-and-set that lost: "wrong last sequence". */
 const WRONG_LAST_SEQUENCE = 10071;
 const WRONG_LAST_SEQUENCE_UNKNOWN = 10164;
+/**
+ * What the JetStream API answers the loser when processes create the same bucket at once:
+ * "stream name already in use" or "subjects overlap with an existing stream".
+ */
+const CREATION_RACE_CODES: ReadonlySet<unknown> = new Set([10058, 10065]);
+/**
+ * Pauses while a bucket that was just created settles (another process's creation not yet
+ * visible, the stream not yet listening on its subjects): about 1.5 s in all, then the error stands.
+ */
+const SETTLE_DELAYS_MS = [10, 25, 50, 100, 200, 400, 700];
 
 /** What the engine stores in one entry. */
 interface StoredValue {
@@ -679,7 +689,9 @@ export class NatsEngine implements Engine {
     const connection = this.#connection ?? (await this.#connect());
     if (this.#stopStatus === undefined) void this.#followStatus(connection);
     const kv = await this.#openBucket(connection);
-    await this.#probeClock(kv, FIRST_PROBES);
+    // The first write to a bucket created a moment ago (by us or by a process starting with us)
+    // can find no stream listening yet.
+    await whileSettling(() => this.#probeClock(kv, FIRST_PROBES), isNoResponders);
     if (this.#closed) throw storeError("The NATS engine was closed; configure the store again to use it.");
     this.#kv = kv;
     this.#probeTimer = setInterval(() => {
@@ -762,13 +774,17 @@ export class NatsEngine implements Engine {
         );
       }
       const ttlSeconds = this.#options.ttlSeconds ?? DEFAULT_NATS_TTL_SECONDS;
-      // Creating is idempotent: a concurrent creator with the same settings is no error.
-      const created = await kvm
+      status = await kvm
         .create(name, { history: 1, ttl: ttlSeconds * 1000, allow_direct: true, description: "ratesync limiter state" })
+        .then((created) => created.status())
+        .catch(async (error: unknown) => {
+          // Another process created it at the same moment: use theirs (its settings are checked below).
+          if (!isCreationRace(error)) throw error;
+          return whileSettling(async () => (await kvm.open(name)).status(), isMissingBucket);
+        })
         .catch((error: unknown) => {
           throw this.#wrap(error, `creating bucket "${name}"`);
         });
-      status = await created.status();
     }
     checkBucket(name, status);
     this.#ttlMs = status.ttl;
@@ -817,6 +833,35 @@ export class NatsEngine implements Engine {
       await new Promise((resolve) => setTimeout(resolve, WATCH_RETRY_MS).unref());
     }
   }
+}
+
+/**
+ * Runs `attempt`, and again after each of {@link SETTLE_DELAYS_MS} while it fails with an error
+ * that `transient` recognises; any other error, or the last one, is thrown.
+ */
+async function whileSettling<T>(attempt: () => Promise<T>, transient: (error: unknown) => boolean): Promise<T> {
+  for (const delay of SETTLE_DELAYS_MS) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!transient(error)) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+  }
+  return attempt();
+}
+
+function isCreationRace(error: unknown): boolean {
+  return typeof error === "object" && error !== null && CREATION_RACE_CODES.has((error as { code?: unknown }).code);
+}
+
+/** No stream listens on the subject yet: JetStream answers a publish with "no responders". */
+function isNoResponders(error: unknown): boolean {
+  for (let cause = error; typeof cause === "object" && cause !== null; cause = (cause as { cause?: unknown }).cause) {
+    const { name } = cause as { name?: unknown };
+    if (name === "NoRespondersError" || name === "JetStreamNotEnabled") return true;
+  }
+  return false;
 }
 
 function isMissingBucket(error: unknown): boolean {
