@@ -1,3 +1,5 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import { DeadlineQueue } from "./deadline-queue.js";
 import { FakeClock } from "./testing/fake-clock.js";
@@ -116,5 +118,25 @@ describe("DeadlineQueue", () => {
   it("passes a rejection through untouched", async () => {
     const queue = new DeadlineQueue(new FakeClock(), 1000);
     await expect(queue.bound(Promise.reject(new Error("refused")), () => new Error("late"))).rejects.toThrow("refused");
+  });
+
+  it("keeps nothing of a settled call while others are pending, so a steady load holds no answers", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const queue = new DeadlineQueue(new FakeClock(), 60_000);
+    // A call that never answers: the queue is never empty, as under a steady load.
+    const hung = queue.bound(new Promise<never>(() => {}), () => new Error("late"));
+    hung.catch(() => {});
+    const answers: WeakRef<object>[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const answer = { payload: new Array(16).fill(i) };
+      answers.push(new WeakRef(answer));
+      await queue.bound(Promise.resolve(answer), () => new Error("late"));
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    expect(answers.filter((answer) => answer.deref() !== undefined).length).toBe(0);
+    queue.expireAll();
+    await expect(hung).rejects.toThrow("late");
   });
 });

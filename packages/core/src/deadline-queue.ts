@@ -3,8 +3,8 @@ import type { Clock } from "./clock.js";
 /** One call waiting for its answer. */
 interface PendingCall {
   readonly at: number;
-  settled: boolean;
-  readonly expire: () => void;
+  /** Rejects the call's promise; dropped once the call settles, so the queue keeps nothing of it. */
+  expire: (() => void) | undefined;
 }
 
 /**
@@ -14,6 +14,11 @@ interface PendingCall {
  * queue with a single timer armed for the oldest unsettled call is enough. At tens of thousands
  * of calls per second that saves a timer creation and cancellation per call, which showed in the
  * Redis benchmark.
+ *
+ * A settled call keeps nothing alive (its promise, its answer): under a steady load the queue is
+ * never empty, and one that held every answer until its deadline had passed grew by about 2 KB a
+ * call (10 calls in flight on PostgreSQL: 30 MB within a 5 s timeout), all of it copied by the
+ * garbage collector. Settled calls at the head are dropped as they settle.
  *
  * When the last pending call settles, the timer is left to lapse rather than cancelled: calls
  * that follow one another (one in flight at a time) then share it too, instead of each arming
@@ -52,7 +57,6 @@ export class DeadlineQueue {
     return new Promise<T>((resolve, reject) => {
       const call: PendingCall = {
         at: this.#clock.now() + this.#timeoutMs,
-        settled: false,
         expire: () => reject(timeoutError()),
       };
       this.#calls.push(call);
@@ -76,9 +80,9 @@ export class DeadlineQueue {
     const calls = this.#calls.slice(this.#head);
     this.clear();
     for (const call of calls) {
-      if (call.settled) continue;
-      call.settled = true;
-      call.expire();
+      const expire = call.expire;
+      call.expire = undefined;
+      expire?.();
     }
   }
 
@@ -92,19 +96,30 @@ export class DeadlineQueue {
   }
 
   #settle(call: PendingCall): void {
-    if (call.settled) return;
-    call.settled = true;
+    if (call.expire === undefined) return;
+    call.expire = undefined;
     // Nothing pending: drop the settled calls; the armed timer lapses (see the class comment).
     if (--this.#unsettled === 0) {
       this.#calls = [];
       this.#head = 0;
+      return;
     }
+    const calls = this.#calls;
+    if (calls[this.#head] !== call) return;
+    // Calls mostly settle in the order they started: drop the settled ones in front.
+    let head = this.#head + 1;
+    while ((calls[head] as PendingCall).expire === undefined) head++;
+    if (head > 1024 && head * 2 > calls.length) {
+      this.#calls = calls.slice(head);
+      head = 0;
+    }
+    this.#head = head;
   }
 
   /** Arms the timer for the oldest unsettled call, dropping settled ones on the way. */
   #arm(): void {
     const calls = this.#calls;
-    while (this.#head < calls.length && (calls[this.#head] as PendingCall).settled) this.#head++;
+    while (this.#head < calls.length && (calls[this.#head] as PendingCall).expire === undefined) this.#head++;
     if (this.#head >= calls.length) {
       this.#calls = [];
       this.#head = 0;
@@ -124,15 +139,15 @@ export class DeadlineQueue {
     this.#cancelTimer = undefined;
     const now = this.#clock.now();
     const calls = this.#calls;
-    const expired: PendingCall[] = [];
+    const expired: (() => void)[] = [];
     let head = this.#head;
     while (head < calls.length) {
       const call = calls[head] as PendingCall;
-      if (!call.settled) {
+      if (call.expire !== undefined) {
         if (call.at > now) break;
-        call.settled = true;
+        expired.push(call.expire);
+        call.expire = undefined;
         this.#unsettled--;
-        expired.push(call);
       }
       head++;
     }
@@ -143,6 +158,6 @@ export class DeadlineQueue {
     } else {
       this.#arm();
     }
-    for (const call of expired) call.expire();
+    for (const expire of expired) expire();
   }
 }
