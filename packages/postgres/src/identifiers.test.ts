@@ -38,6 +38,14 @@ describe("schema and table names", () => {
     expect((error as Error).message).toContain(typeof value === "string" ? JSON.stringify(value) : String(value));
   });
 
+  it.each([0, 2.5, -1, Number.NaN])("refuses pool_size %s when the engine is created, naming it", (poolSize) => {
+    const error = thrown(() => new PostgresEngine({ url: "postgres://nowhere.invalid/db", poolSize }));
+    expect(isRateSyncError(error, "CONFIG_INVALID")).toBe(true);
+    expect((error as Error).message).toContain(
+      `pool_size must be a whole number of connections, at least 1; got ${poolSize}`,
+    );
+  });
+
   it("checks names when the engine is created, before any connection", () => {
     const error = thrown(() => new PostgresEngine({ url: "postgres://nowhere.invalid/db", table: "bad-name" }));
     expect(isRateSyncError(error, "CONFIG_INVALID")).toBe(true);
