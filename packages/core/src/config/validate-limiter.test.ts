@@ -265,6 +265,30 @@ describe("validateLimiterOptions: numbers", () => {
     ]);
   });
 
+  it("rejects a rate so small, or a window or lease so long, that its time in ms is not finite", () => {
+    expect(problems({ store: "s", rate_per_second: 1e-320 })).toEqual([
+      [
+        "rate_per_second",
+        "too small: got 1e-320, so one token's interval in milliseconds is not a finite number. Use a rate of at least 1e-300.",
+      ],
+    ]);
+    expect(problems({ store: "s", algorithm: "fixed_window", limit: 5, window_seconds: 1e306 })).toEqual([
+      [
+        "window_seconds",
+        "too large: got 1e+306, so the time in milliseconds is not a finite number. Use at most 1e300 seconds.",
+      ],
+    ]);
+    expect(problems({ store: "s", maxConcurrent: 1, leaseSeconds: 1e306 }, "ts")).toEqual([
+      [
+        "leaseSeconds",
+        "too large: got 1e+306, so the time in milliseconds is not a finite number. Use at most 1e300 seconds.",
+      ],
+    ]);
+    // The limits named in the messages are accepted.
+    expect(valid({ store: "s", rate_per_second: 1e-300 }).policy.rate).toMatchObject({ intervalMs: 1e303 });
+    expect(valid({ store: "s", max_concurrent: 1, lease_seconds: 1e300 }).policy.concurrency?.leaseMs).toBe(1e303);
+  });
+
   const notCount: [unknown, string][] = [
     [0, "0"],
     [-3, "-3"],

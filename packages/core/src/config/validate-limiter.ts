@@ -154,6 +154,10 @@ export function validateLimiterOptions(id: string, raw: unknown, spelling: Spell
   const timeout = table.read("timeout");
   const failClosed = table.read("fail_closed") ?? false;
 
+  checkTimeInMs(table, "rate_per_second", ratePerSecond, (rate) => 1000 / rate);
+  checkTimeInMs(table, "window_seconds", windowSeconds, (seconds) => seconds * 1000);
+  checkTimeInMs(table, "lease_seconds", leaseSeconds, (seconds) => seconds * 1000);
+
   const algorithm = algorithmInUse(table);
   checkPolicyShape(table, algorithm);
   if (issues.issues.length > 0 || store === undefined) return { config: undefined, issues: issues.issues };
@@ -246,6 +250,25 @@ function checkPolicyShape(table: LimiterTable, algorithm: Algorithm | "invalid" 
         `remove it or set ${name("max_concurrent")}.`,
     );
   }
+}
+
+/**
+ * Reports a value that passed its rule but whose time in milliseconds (one token's interval, a
+ * window, a lease) is not a finite number: a limiter that would never refill or never end.
+ */
+function checkTimeInMs(
+  table: LimiterTable,
+  key: "rate_per_second" | "window_seconds" | "lease_seconds",
+  value: number | undefined,
+  toMs: (value: number) => number,
+): void {
+  if (value === undefined || Number.isFinite(toMs(value))) return;
+  table.issues.add(
+    table.name(key),
+    key === "rate_per_second"
+      ? `too small: got ${value}, so one token's interval in milliseconds is not a finite number. Use a rate of at least 1e-300.`
+      : `too large: got ${value}, so the time in milliseconds is not a finite number. Use at most 1e300 seconds.`,
+  );
 }
 
 /** The normalised rate policy, in the units engines use (ms), for a limiter without issues. */
