@@ -507,9 +507,10 @@ export class PostgresEngine implements Engine {
       this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
       const free = () => {
         // Counted until the server is done with it, even past the call's deadline.
-        if (this.#own[index] !== undefined && (this.#inFlight[index] = (this.#inFlight[index] as number) - 1) === 0) {
-          this.#idle.push(index);
-        }
+        if (this.#own[index] === undefined) return;
+        const left = (this.#inFlight[index] as number) - 1;
+        this.#inFlight[index] = left;
+        if (left === 0) this.#idle.push(index);
       };
       query = (this.#own[index] as PostgresClient)
         .unsafe(text, params, { prepare: true })
