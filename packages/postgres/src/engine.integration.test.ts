@@ -296,7 +296,7 @@ describe("PostgreSQL engine at work", () => {
     }
   });
 
-  it("reuses the connection freed most recently: one call at a time keeps to one server process", async () => {
+  it("reuses the connection freed most recently, two calls to a connection: few calls keep to few server processes", async () => {
     const name = schema("lifo");
     const engine = new PostgresEngine({ url: TEST_URL, schema: name, poolSize: 6 });
     const keys = Array.from({ length: 60 }, (_, i) => `key-${i}`);
@@ -316,12 +316,17 @@ describe("PostgreSQL engine at work", () => {
       const sequential = await serverNow();
       for (const key of keys) await engine.decide({ ...call, key });
       expect(await serving(sequential)).toBe(1);
-      // Two at a time: two processes.
+      // Two at a time: pipelined on that one connection. Four at a time: two connections.
       const paired = await serverNow();
       for (let i = 0; i < keys.length; i += 2) {
         await Promise.all(keys.slice(i, i + 2).map((key) => engine.decide({ ...call, key })));
       }
-      expect(await serving(paired)).toBe(2);
+      expect(await serving(paired)).toBe(1);
+      const fours = await serverNow();
+      for (let i = 0; i < keys.length; i += 4) {
+        await Promise.all(keys.slice(i, i + 4).map((key) => engine.decide({ ...call, key })));
+      }
+      expect(await serving(fours)).toBe(2);
     } finally {
       await engine.close();
     }

@@ -98,6 +98,15 @@ export interface PostgresEngineOptions {
   cleanupIntervalMs?: number | undefined;
 }
 
+/**
+ * Queries the engine's pool sends on one connection before it opens another: the second waits on
+ * the server behind the first, with no round trip between. A decision is a short statement, so
+ * pipelining two loses little where the round trip dominates, and on a server with fewer cores
+ * than connections it saves a process switch per query: at 10 calls in flight on the 2-core test
+ * machine, the same statement through 5 connections ran about 25 % faster than through 10.
+ */
+const PIPELINE_DEPTH = 2;
+
 /** Rows deleted per sweep statement, and statements per sweep at most. */
 const SWEEP_BATCH = 1000;
 const SWEEP_BATCHES = 20;
@@ -229,10 +238,11 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<voi
  * PostgreSQL is unreachable calls fail at once (the limiter applies its failure policy), and the
  * pool reconnects by itself once it is back. Waiters for a slot are woken by LISTEN/NOTIFY.
  *
- * The engine's own pool hands out the connection freed most recently: at low load calls keep
- * reusing one or two server processes, whose caches are warm, instead of visiting each in turn
- * (postgres.js' own pool does that; at one call in flight over ten connections, PL/pgSQL decisions
- * took three times as long). Connections left idle close after a minute.
+ * The engine's own pool pipelines two queries to a connection and hands out the connection freed
+ * most recently: calls keep to as few server processes as they need, whose caches are warm,
+ * instead of visiting each in turn (postgres.js' own pool does that; at one call in flight over
+ * ten connections, decisions took three times as long). Connections left idle close after a
+ * minute.
  */
 export class PostgresEngine implements Engine {
   readonly name = "postgres";
@@ -352,15 +362,19 @@ export class PostgresEngine implements Engine {
   }
 
   /**
-   * The connection of the engine's own pool for the next query: the idle one freed most recently,
-   * else a new one while the pool has room, else the one with the fewest queries in flight (which
-   * pipelines it).
+   * The connection of the engine's own pool for the next query: one already running fewer than
+   * {@link PIPELINE_DEPTH} queries, to pipeline behind them; else the idle one freed most
+   * recently; else a new one while the pool has room; else the one with the fewest in flight.
    */
   #pick(): number {
+    const inFlight = this.#inFlight;
+    for (let i = inFlight.length - 1; i >= 0; i--) {
+      const queries = inFlight[i] as number;
+      if (queries > 0 && queries < PIPELINE_DEPTH) return i;
+    }
     const idle = this.#idle.pop();
     if (idle !== undefined) return idle;
     if (this.#own.length < this.#poolSize) return this.#connect();
-    const inFlight = this.#inFlight;
     let least = 0;
     for (let i = 1; i < inFlight.length; i++) if ((inFlight[i] as number) < (inFlight[least] as number)) least = i;
     return least;
