@@ -104,34 +104,38 @@ export class DeadlineQueue {
       this.#head = 0;
       return;
     }
-    const calls = this.#calls;
-    if (calls[this.#head] !== call) return;
     // Calls mostly settle in the order they started: drop the settled ones in front.
-    let head = this.#head + 1;
-    while ((calls[head] as PendingCall).expire === undefined) head++;
+    if (this.#calls[this.#head] === call) this.#dropSettled();
+  }
+
+  /**
+   * Drops the settled calls in front of the oldest unsettled one (copying the rest once the
+   * dropped part is most of the array); returns that call, if any.
+   */
+  #dropSettled(): PendingCall | undefined {
+    const calls = this.#calls;
+    let head = this.#head;
+    while (head < calls.length && (calls[head] as PendingCall).expire === undefined) head++;
+    if (head >= calls.length) {
+      this.#calls = [];
+      this.#head = 0;
+      return undefined;
+    }
     if (head > 1024 && head * 2 > calls.length) {
       this.#calls = calls.slice(head);
       head = 0;
     }
     this.#head = head;
+    return this.#calls[head];
   }
 
   /** Arms the timer for the oldest unsettled call, dropping settled ones on the way. */
   #arm(): void {
-    const calls = this.#calls;
-    while (this.#head < calls.length && (calls[this.#head] as PendingCall).expire === undefined) this.#head++;
-    if (this.#head >= calls.length) {
-      this.#calls = [];
-      this.#head = 0;
-      this.#cancelTimer = undefined;
-      return;
-    }
-    if (this.#head > 1024 && this.#head * 2 > calls.length) {
-      this.#calls = calls.slice(this.#head);
-      this.#head = 0;
-    }
-    const oldest = this.#calls[this.#head] as PendingCall;
-    this.#cancelTimer = this.#clock.schedule(() => this.#expire(), oldest.at - this.#clock.now(), true);
+    const oldest = this.#dropSettled();
+    this.#cancelTimer =
+      oldest === undefined
+        ? undefined
+        : this.#clock.schedule(() => this.#expire(), oldest.at - this.#clock.now(), true);
   }
 
   /** Rejects every call whose deadline has passed, then re-arms for the next. */

@@ -255,7 +255,6 @@ export class PostgresEngine implements Engine {
   /** The validated names the engine uses. */
   readonly objects: PostgresObjects;
   readonly #options: PostgresEngineOptions;
-  readonly #ownsClient: boolean;
   /**
    * The deadline of every call: one timer for all pending queries. A query past it is not
    * cancelled from here (postgres.js' `cancel()` left a connection that was still connecting
@@ -320,7 +319,6 @@ export class PostgresEngine implements Engine {
     // Past the call's deadline, with room for the setup DDL on a slow first connection.
     this.#statementTimeoutMs = Math.max(Math.ceil(2 * timeoutMs), 10_000);
     this.#durable = options.durableCommit === true;
-    this.#ownsClient = options.client === undefined;
     this.#given = options.client;
     this.#poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(this.#poolSize) || this.#poolSize < 1) {
@@ -330,8 +328,8 @@ export class PostgresEngine implements Engine {
         { details: { poolSize: options.poolSize } },
       );
     }
-    this.#lockArg = this.#ownsClient ? null : this.#lockMs;
-    this.#durableArg = this.#ownsClient ? null : this.#durable;
+    this.#lockArg = this.#given === undefined ? null : this.#lockMs;
+    this.#durableArg = this.#given === undefined ? null : this.#durable;
     const f = this.objects.functions;
     this.#text = {
       decide: `SELECT * FROM ${f.decide}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -513,38 +511,32 @@ export class PostgresEngine implements Engine {
       this.#down = undefined;
     }
     if (!this.#ready) return this.#prepared().then(() => this.#run(text, params, map));
-    let query: PromiseLike<unknown[][]>;
-    if (this.#given !== undefined) {
-      query = this.#given.unsafe(text, params, { prepare: true }).values() as PromiseLike<unknown[][]>;
-    } else {
-      const index = this.#pick();
-      this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
-      const free = () => {
-        // Counted until the server is done with it, even past the call's deadline.
-        if (this.#own[index] === undefined) return;
-        const left = (this.#inFlight[index] as number) - 1;
-        this.#inFlight[index] = left;
-        if (left === 0) this.#idle.push(index);
-      };
-      query = (this.#own[index] as PostgresClient)
-        .unsafe(text, params, { prepare: true })
-        .values()
-        .then(
-          (rows) => {
-            free();
-            return rows as unknown[][];
-          },
-          (error: unknown) => {
-            free();
-            throw error;
-          },
-        );
-    }
+    const query = this.#send(text, params);
     return this.#deadlines
       .bound(query, () => this.#timeoutError())
       .then(map, (error: unknown) => {
         throw this.#explain(error);
       });
+  }
+
+  /** Sends one prepared statement on the client passed in, or on the connection `#pick` chooses. */
+  #send(text: string, params: (string | number | boolean | null)[]): PromiseLike<unknown[][]> {
+    if (this.#given !== undefined) {
+      return this.#given.unsafe(text, params, { prepare: true }).values() as PromiseLike<unknown[][]>;
+    }
+    const index = this.#pick();
+    this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
+    // Counted until the server is done with it, even past the call's deadline.
+    const free = () => {
+      if (this.#own[index] === undefined) return;
+      const left = (this.#inFlight[index] as number) - 1;
+      this.#inFlight[index] = left;
+      if (left === 0) this.#idle.push(index);
+    };
+    return (this.#own[index] as PostgresClient)
+      .unsafe(text, params, { prepare: true })
+      .values()
+      .finally(free) as PromiseLike<unknown[][]>;
   }
 
   /**
@@ -597,7 +589,7 @@ export class PostgresEngine implements Engine {
     this.#deadlines.expireAll();
     const listening = this.#listening;
     this.#listening = undefined;
-    if (this.#ownsClient) {
+    if (this.#given === undefined) {
       const own = this.#own.splice(0);
       this.#inFlight.length = 0;
       this.#idle.length = 0;
