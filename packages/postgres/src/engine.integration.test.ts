@@ -296,6 +296,42 @@ describe("PostgreSQL engine at work", () => {
     }
   });
 
+  it("reuses the connection freed most recently, two calls to a connection: few calls keep to few server processes", async () => {
+    const name = schema("lifo");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, poolSize: 6 });
+    const keys = Array.from({ length: 60 }, (_, i) => `key-${i}`);
+    // The server processes that ran one of this engine's statements since `since` (server time).
+    const serving = async (since: Date) =>
+      (
+        await admin`SELECT pid FROM pg_stat_activity WHERE application_name = 'ratesync'
+          AND query LIKE ${`%"${name}"%`} AND state_change > ${since}`
+      ).length;
+    try {
+      // A burst opens the whole pool.
+      await Promise.all(keys.map((key) => engine.decide({ ...call, key })));
+      const [opened] = await admin`SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name = 'ratesync' AND query LIKE ${`%"${name}"%`}`;
+      expect(opened?.n).toBe(6);
+      const serverNow = async () => (await admin`SELECT clock_timestamp() AS now`)[0]?.now as Date;
+      const sequential = await serverNow();
+      for (const key of keys) await engine.decide({ ...call, key });
+      expect(await serving(sequential)).toBe(1);
+      // Two at a time: pipelined on that one connection. Four at a time: two connections.
+      const paired = await serverNow();
+      for (let i = 0; i < keys.length; i += 2) {
+        await Promise.all(keys.slice(i, i + 2).map((key) => engine.decide({ ...call, key })));
+      }
+      expect(await serving(paired)).toBe(1);
+      const fours = await serverNow();
+      for (let i = 0; i < keys.length; i += 4) {
+        await Promise.all(keys.slice(i, i + 4).map((key) => engine.decide({ ...call, key })));
+      }
+      expect(await serving(fours)).toBe(2);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("never closes a client it was given, and closes the one it created", async () => {
     const given = postgres(TEST_URL, { max: 2, onnotice: () => {} });
     const name = schema("own");

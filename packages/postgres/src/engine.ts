@@ -98,6 +98,15 @@ export interface PostgresEngineOptions {
   cleanupIntervalMs?: number | undefined;
 }
 
+/**
+ * Queries the engine's pool sends on one connection before it opens another: the second waits on
+ * the server behind the first, with no round trip between. A decision is a short statement, so
+ * pipelining two loses little where the round trip dominates, and on a server with fewer cores
+ * than connections it saves a process switch per query: at 10 calls in flight on the 2-core test
+ * machine, the same statement through 5 connections ran about 25 % faster than through 10.
+ */
+const PIPELINE_DEPTH = 2;
+
 /** Rows deleted per sweep statement, and statements per sweep at most. */
 const SWEEP_BATCH = 1000;
 const SWEEP_BATCHES = 20;
@@ -228,6 +237,12 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<voi
  * The connection pool is created on first use. Every call settles within its deadline; while
  * PostgreSQL is unreachable calls fail at once (the limiter applies its failure policy), and the
  * pool reconnects by itself once it is back. Waiters for a slot are woken by LISTEN/NOTIFY.
+ *
+ * The engine's own pool pipelines two queries to a connection and hands out the connection freed
+ * most recently: calls keep to as few server processes as they need, whose caches are warm,
+ * instead of visiting each in turn (postgres.js' own pool does that; at one call in flight over
+ * ten connections, decisions took three times as long). Connections left idle close after a
+ * minute.
  */
 export class PostgresEngine implements Engine {
   readonly name = "postgres";
@@ -240,7 +255,6 @@ export class PostgresEngine implements Engine {
   /** The validated names the engine uses. */
   readonly objects: PostgresObjects;
   readonly #options: PostgresEngineOptions;
-  readonly #ownsClient: boolean;
   /**
    * The deadline of every call: one timer for all pending queries. A query past it is not
    * cancelled from here (postgres.js' `cancel()` left a connection that was still connecting
@@ -270,7 +284,19 @@ export class PostgresEngine implements Engine {
   };
   /** Rate-only calls per key while one is in flight; see `#rate`. */
   readonly #lanes = new Map<string, RateCall[]>();
-  #client: PostgresClient | undefined;
+  /** The client passed in, used as is. */
+  readonly #given: PostgresClient | undefined;
+  /** The engine's own pool: one single-connection postgres.js client per connection, made on demand. */
+  readonly #own: PostgresClient[] = [];
+  /** Queries in flight on each of `#own`. */
+  readonly #inFlight: number[] = [];
+  /** Indexes into `#own` with nothing in flight, the one freed most recently last. */
+  readonly #idle: number[] = [];
+  readonly #poolSize: number;
+  /** Queries in flight on the engine's own pool, all connections together. */
+  #pending = 0;
+  /** Called when `#pending` drops to 0, while `close()` waits for that. */
+  #drained: (() => void) | undefined;
   /** True once the table and functions are known to exist. */
   #ready = false;
   #setup: Promise<void> | undefined;
@@ -297,18 +323,17 @@ export class PostgresEngine implements Engine {
     // Past the call's deadline, with room for the setup DDL on a slow first connection.
     this.#statementTimeoutMs = Math.max(Math.ceil(2 * timeoutMs), 10_000);
     this.#durable = options.durableCommit === true;
-    this.#ownsClient = options.client === undefined;
-    this.#client = options.client;
-    const poolSize = options.poolSize ?? 10;
-    if (!Number.isInteger(poolSize) || poolSize < 1) {
+    this.#given = options.client;
+    this.#poolSize = options.poolSize ?? 10;
+    if (!Number.isInteger(this.#poolSize) || this.#poolSize < 1) {
       throw new RateSyncError(
         "CONFIG_INVALID",
         `pool_size must be a whole number of connections, at least 1; got ${String(options.poolSize)}.`,
         { details: { poolSize: options.poolSize } },
       );
     }
-    this.#lockArg = this.#ownsClient ? null : this.#lockMs;
-    this.#durableArg = this.#ownsClient ? null : this.#durable;
+    this.#lockArg = this.#given === undefined ? null : this.#lockMs;
+    this.#durableArg = this.#given === undefined ? null : this.#durable;
     const f = this.objects.functions;
     this.#text = {
       decide: `SELECT * FROM ${f.decide}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
@@ -321,10 +346,40 @@ export class PostgresEngine implements Engine {
     };
   }
 
-  /** The client, created on first use. */
+  /**
+   * The client passed in, or the first connection of the engine's own pool (created on first use;
+   * the engine spreads its calls over the others itself).
+   */
   get client(): PostgresClient {
-    if (this.#client === undefined) this.#client = this.#createClient();
-    return this.#client;
+    if (this.#given !== undefined) return this.#given;
+    if (this.#own.length === 0) this.#idle.push(this.#connect());
+    return this.#own[0] as PostgresClient;
+  }
+
+  /** Adds a connection to the engine's own pool; returns its index. */
+  #connect(): number {
+    this.#own.push(this.#createClient());
+    this.#inFlight.push(0);
+    return this.#own.length - 1;
+  }
+
+  /**
+   * The connection of the engine's own pool for the next query: one already running fewer than
+   * {@link PIPELINE_DEPTH} queries, to pipeline behind them; else the idle one freed most
+   * recently; else a new one while the pool has room; else the one with the fewest in flight.
+   */
+  #pick(): number {
+    const inFlight = this.#inFlight;
+    for (let i = inFlight.length - 1; i >= 0; i--) {
+      const queries = inFlight[i] as number;
+      if (queries > 0 && queries < PIPELINE_DEPTH) return i;
+    }
+    const idle = this.#idle.pop();
+    if (idle !== undefined) return idle;
+    if (this.#own.length < this.#poolSize) return this.#connect();
+    let least = 0;
+    for (let i = 1; i < inFlight.length; i++) if ((inFlight[i] as number) < (inFlight[least] as number)) least = i;
+    return least;
   }
 
   decide(request: DecideRequest): Promise<EngineDecision> {
@@ -460,12 +515,39 @@ export class PostgresEngine implements Engine {
       this.#down = undefined;
     }
     if (!this.#ready) return this.#prepared().then(() => this.#run(text, params, map));
-    const query = this.client.unsafe(text, params, { prepare: true }).values() as PromiseLike<unknown[][]>;
+    const query = this.#send(text, params);
     return this.#deadlines
       .bound(query, () => this.#timeoutError())
       .then(map, (error: unknown) => {
         throw this.#explain(error);
       });
+  }
+
+  /** Sends one prepared statement on the client passed in, or on the connection `#pick` chooses. */
+  #send(text: string, params: (string | number | boolean | null)[]): PromiseLike<unknown[][]> {
+    return this.#using((client) => client.unsafe(text, params, { prepare: true }).values() as Promise<unknown[][]>);
+  }
+
+  /**
+   * Runs `work` on the client passed in, or on the connection of the engine's own pool that `#pick`
+   * chooses, counted as in flight on it until it settles (even past the caller's deadline: the
+   * connection is busy until the server is done with it).
+   */
+  #using<T>(work: (client: PostgresClient) => Promise<T>): Promise<T> {
+    if (this.#given !== undefined) return work(this.#given);
+    const index = this.#pick();
+    const client = this.#own[index] as PostgresClient;
+    this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
+    this.#pending++;
+    const free = () => {
+      if (--this.#pending === 0) this.#drained?.();
+      // Closed since: the pool's bookkeeping is gone.
+      if (this.#own[index] !== client) return;
+      const left = (this.#inFlight[index] as number) - 1;
+      this.#inFlight[index] = left;
+      if (left === 0) this.#idle.push(index);
+    };
+    return work(client).finally(free);
   }
 
   /**
@@ -518,15 +600,26 @@ export class PostgresEngine implements Engine {
     this.#deadlines.expireAll();
     const listening = this.#listening;
     this.#listening = undefined;
-    const client = this.#client;
-    if (client === undefined) return;
-    if (this.#ownsClient) {
-      this.#client = undefined;
+    if (this.#given === undefined) {
       // A LISTEN still connecting would survive end() (postgres.js re-listens when its listening
       // connection closes): let it settle first, briefly.
       if (listening !== undefined) await settledWithin(listening, 1000);
-      // Ends the pool and the listening connection; queries still running get 1 s to finish.
-      await client.end({ timeout: 1 });
+      // Queries still running get 1 s to finish before their connections end. Ending a connection
+      // with queries queued on it is not enough: postgres.js ends it once its current query is
+      // answered, then connects again for the next one queued and keeps that connection open
+      // (seen after a restart, when a connection was waiting to reconnect).
+      if (this.#pending > 0) {
+        const drained = new Promise<void>((resolve) => {
+          this.#drained = resolve;
+        });
+        await settledWithin(drained, 1000);
+        this.#drained = undefined;
+      }
+      const own = this.#own.splice(0);
+      this.#inFlight.length = 0;
+      this.#idle.length = 0;
+      // Ends each connection and the listening one; whatever still runs is cut off.
+      await Promise.all(own.map((client) => client.end({ timeout: 0 })));
     } else if (listening !== undefined) {
       await listening.then(
         (listen) => listen.unlisten(),
@@ -574,8 +667,11 @@ export class PostgresEngine implements Engine {
     });
   }
 
-  async #createObjects(): Promise<void> {
-    const sql = this.client;
+  #createObjects(): Promise<void> {
+    return this.#using((sql) => this.#createObjectsOn(sql));
+  }
+
+  async #createObjectsOn(sql: PostgresClient): Promise<void> {
     const { qualifiedTable, signatures, schema, table } = this.objects;
     // One query tells whether everything exists, at the version this engine expects; the DDL
     // (and its privileges) is needed only when something is missing or outdated.
@@ -668,7 +764,8 @@ export class PostgresEngine implements Engine {
   #createClient(): PostgresClient {
     const options = this.#options;
     const settings = {
-      max: options.poolSize ?? 10,
+      // One connection per client: the engine picks the connection itself (see #pick).
+      max: 1,
       // postgres.js takes seconds.
       connect_timeout: (options.connectTimeoutMs ?? 5000) / 1000,
       // postgres.js backs off up to 20 s between reconnection attempts, and calls queue meanwhile:
