@@ -293,9 +293,7 @@ export class PostgresEngine implements Engine {
   /** Indexes into `#own` with nothing in flight, the one freed most recently last. */
   readonly #idle: number[] = [];
   readonly #poolSize: number;
-  /** Queries in flight on the engine's own pool, all connections together. */
-  #pending = 0;
-  /** Called when `#pending` drops to 0, while `close()` waits for that. */
+  /** Called when every connection of `#own` is idle, while `close()` waits for that. */
   #drained: (() => void) | undefined;
   /** True once the table and functions are known to exist. */
   #ready = false;
@@ -538,14 +536,14 @@ export class PostgresEngine implements Engine {
     const index = this.#pick();
     const client = this.#own[index] as PostgresClient;
     this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
-    this.#pending++;
     const free = () => {
-      if (--this.#pending === 0) this.#drained?.();
       // Closed since: the pool's bookkeeping is gone.
       if (this.#own[index] !== client) return;
       const left = (this.#inFlight[index] as number) - 1;
       this.#inFlight[index] = left;
-      if (left === 0) this.#idle.push(index);
+      if (left > 0) return;
+      this.#idle.push(index);
+      if (this.#idle.length === this.#own.length) this.#drained?.();
     };
     return work(client).finally(free);
   }
@@ -608,7 +606,7 @@ export class PostgresEngine implements Engine {
       // with queries queued on it is not enough: postgres.js ends it once its current query is
       // answered, then connects again for the next one queued and keeps that connection open
       // (seen after a restart, when a connection was waiting to reconnect).
-      if (this.#pending > 0) {
+      if (this.#idle.length < this.#own.length) {
         const drained = new Promise<void>((resolve) => {
           this.#drained = resolve;
         });
@@ -640,7 +638,7 @@ export class PostgresEngine implements Engine {
   /** Waits (bounded) until the table and functions exist, creating them when allowed. */
   #prepared(waitMs = this.#timeoutMs): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
-    this.#setup ??= this.#createObjects().then(
+    this.#setup ??= this.#using((sql) => this.#createObjects(sql)).then(
       () => {
         this.#ready = true;
         this.#startSweeper();
@@ -667,11 +665,7 @@ export class PostgresEngine implements Engine {
     });
   }
 
-  #createObjects(): Promise<void> {
-    return this.#using((sql) => this.#createObjectsOn(sql));
-  }
-
-  async #createObjectsOn(sql: PostgresClient): Promise<void> {
+  async #createObjects(sql: PostgresClient): Promise<void> {
     const { qualifiedTable, signatures, schema, table } = this.objects;
     // One query tells whether everything exists, at the version this engine expects; the DDL
     // (and its privileges) is needed only when something is missing or outdated.
