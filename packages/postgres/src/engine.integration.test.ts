@@ -157,6 +157,81 @@ describe("PostgreSQL engine upgrades", () => {
   });
 });
 
+describe("PostgreSQL engine admit statement", () => {
+  /** The admit function's signature, to drop it: a call that still needs it then fails. */
+  const admitSignature = (name: string) => postgresObjects(name).signatures[1] as string;
+  const bucket = (burst: number): Policy => ({
+    rate: { algorithm: "token_bucket", ratePerSecond: 1 / 3600, intervalMs: 3_600_000, burst },
+    concurrency: undefined,
+  });
+
+  it("admits a call on a row it admitted before with one UPDATE and no function; a refusal still goes to the function", async () => {
+    const name = schema("statement");
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name });
+    try {
+      const first = [await engine.decide({ ...call, key: "b", policy: bucket(3) }), await engine.decide(call)];
+      expect(first.map((decision) => [decision.allowed, decision.remaining])).toEqual([
+        [true, 2],
+        [true, 4],
+      ]);
+      await admin.unsafe(`DROP FUNCTION ${admitSignature(name)}`);
+      // Both rows were admitted last: their next admissions need no function.
+      const bucketed = await engine.decide({ ...call, key: "b", policy: bucket(3) });
+      const windowed = await engine.decide(call);
+      expect([bucketed.allowed, bucketed.remaining, bucketed.retryAfterMs]).toEqual([true, 1, 0]);
+      // The bucket is full again one interval later than after the first call.
+      expect(bucketed.resetAt).toBeCloseTo((first[0]?.resetAt as number) + 3_600_000, 2);
+      expect([windowed.allowed, windowed.remaining, windowed.resetAt]).toEqual([
+        true,
+        3,
+        Math.floor(windowed.now / 60_000) * 60_000 + 60_000,
+      ]);
+      // A fresh key, and a call that does not fit, do need it: an error that says so, and the
+      // function is back for the next call.
+      expect((await rejectionOf(engine.decide({ ...call, key: "fresh" }))).message).toContain("missing");
+      const fits = await engine.decide({ ...call, key: "b", policy: bucket(3), cost: 1 });
+      expect([fits.allowed, fits.remaining]).toEqual([true, 0]);
+      const refused = await engine.decide({ ...call, key: "b", policy: bucket(3), cost: 1 });
+      expect([refused.allowed, refused.refusedBy, refused.remaining]).toEqual([false, "rate", 0]);
+      expect(refused.retryAfterMs).toBeCloseTo(3_600_000 - (refused.now - (first[0]?.now as number)), 2);
+      // After a refusal the next call goes to the function first.
+      await admin.unsafe(`DROP FUNCTION ${admitSignature(name)}`);
+      expect((await rejectionOf(engine.decide({ ...call, key: "b", policy: bucket(3) }))).message).toContain("missing");
+      expect((await engine.decide({ ...call, key: "b", policy: bucket(3) })).allowed).toBe(false);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("makes at most 64 admit statements per engine, and never on a client passed in: those calls take the function", async () => {
+    const name = schema("statements");
+    const given = postgres(TEST_URL, { max: 2, onnotice: () => {} });
+    const own = new PostgresEngine({ url: TEST_URL, schema: name });
+    const passedIn = new PostgresEngine({ client: given, schema: name });
+    try {
+      const policies = Array.from({ length: 65 }, (_, i) => bucket(10 + i));
+      for (const [i, policy] of policies.entries()) await own.decide({ ...call, key: `k${i}`, policy });
+      await passedIn.decide({ ...call, key: "given", policy: bucket(10) });
+      await admin.unsafe(`DROP FUNCTION ${admitSignature(name)}`);
+      const second = await Promise.allSettled(
+        policies.map((policy, i) => own.decide({ ...call, key: `k${i}`, policy })),
+      );
+      expect(second.slice(0, 64).map((result) => result.status)).toEqual(Array(64).fill("fulfilled"));
+      expect(second[64]?.status).toBe("rejected");
+      expect(
+        second.slice(0, 64).map((result) => (result.status === "fulfilled" ? result.value.remaining : undefined)),
+      ).toEqual(policies.slice(0, 64).map((policy) => (policy.rate as { burst: number }).burst - 2));
+      expect((await rejectionOf(passedIn.decide({ ...call, key: "given", policy: bucket(10) }))).message).toContain(
+        "missing",
+      );
+    } finally {
+      await own.close();
+      await passedIn.close();
+      await given.end({ timeout: 1 });
+    }
+  });
+});
+
 describe("PostgreSQL engine at work", () => {
   // The engine's own sessions get lock_timeout when they connect; on a client passed in, every
   // write sets it for its own transaction.

@@ -8,12 +8,14 @@ import type {
   LeaseRequest,
   PeekRequest,
   Policy,
+  RatePolicy,
   RenewRequest,
 } from "@ratesync/core";
 import {
   BUILTIN_ENGINE_KEYS,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DeadlineQueue,
+  decide,
   RateSyncError,
   systemClock,
   TargetCache,
@@ -24,6 +26,7 @@ import {
   DEFAULT_SCHEMA,
   DEFAULT_TABLE,
   type PostgresObjects,
+  postgresAdmitStatement,
   postgresFunctionsVersion,
   postgresObjects,
   postgresSetupSql,
@@ -169,30 +172,74 @@ type DecideRow = [
   leaseExpiresAt: number,
 ];
 
-/** A rate-only call waiting in its key's lane. */
+/** A rate-only call waiting in its row's lane. */
 interface RateCall {
   readonly cost: number;
   readonly resolve: (decision: EngineDecision) => void;
   readonly reject: (error: unknown) => void;
 }
 
+/** The rate-only calls on one row, with one policy's numbers, that wait while a call on it is in flight. */
+interface Lane {
+  readonly policy: Policy;
+  readonly kind: 1 | 3;
+  readonly a: number;
+  readonly b: number;
+  readonly calls: RateCall[];
+}
+
 /** Most calls sent in one batch. */
 const MAX_BATCH = 256;
 
-type RateRow = [allowed: boolean, now: number, remaining: number, resetAt: number, retryAfterMs: number];
+/**
+ * Rate policies that get an admit statement of their own (their numbers written in), per engine:
+ * each is a prepared statement on every connection, so a process that makes policies on the fly
+ * must not make them without bound. Further policies use the admit function alone.
+ */
+const MAX_ADMIT_STATEMENTS = 64;
 
-function toRateDecision(rows: RateRow[]): EngineDecision {
-  const [allowed, now, remaining, resetAt, retryAfterMs] = rows[0] as RateRow;
-  return {
-    allowed,
-    refusedBy: allowed ? undefined : "rate",
-    now,
-    remaining,
-    resetAt,
-    retryAfterMs,
-    inUse: 0,
-    leaseExpiresAt: 0,
-  };
+/** Row ids remembered as last admitted, at most; the memory is emptied past it. */
+const MAX_ADMITTED_IDS = 10_000;
+
+/**
+ * An answer of the admit functions: the decision, the store's time, and the rate state it was
+ * taken on (`a` null: none). Token bucket: since and units; fixed window: start and count.
+ */
+type AdmitRow = [allowed: boolean, now: number, a: number | null, b: number | null];
+
+/**
+ * The admit function's answer, `{admitted (1 or 0), now, a, b}`: a `double precision[]`, which
+ * postgres.js hands over as its text unless the client was made to fetch array types.
+ */
+function admitRow(value: unknown): AdmitRow {
+  const fields = typeof value === "string" ? value.slice(1, -1).split(",") : (value as unknown[]);
+  const number = (field: unknown): number | null => (field === null || field === "NULL" ? null : Number(field));
+  return [number(fields[0]) === 1, number(fields[1]) as number, number(fields[2]), number(fields[3])];
+}
+
+/**
+ * The decision an admit row stands for, worked out by core's own algorithm on the state the store
+ * decided on, at the store's time: remaining, reset and retry come from one implementation for
+ * every engine. The store's verdict and core's must agree; if they ever did not, the call fails
+ * rather than report numbers that contradict what was written.
+ */
+function admitDecision(row: AdmitRow, policy: Policy, cost: number): EngineDecision {
+  const [allowed, now, a, b] = row;
+  const rate =
+    a === null
+      ? undefined
+      : policy.rate?.algorithm === "token_bucket"
+        ? { since: a, units: b as number }
+        : { start: a, count: b as number };
+  const { decision } = decide(rate === undefined ? undefined : { rate }, policy, cost, undefined, now);
+  if (decision.allowed !== allowed) {
+    throw new RateSyncError(
+      "STORE_ERROR",
+      `PostgreSQL ${allowed ? "admitted" : "refused"} a call that @ratesync/core ${allowed ? "refuses" : "admits"} on the same state (${String(a)}, ${String(b)}) at ${now}: the installed functions do not match this version of @ratesync/postgres.`,
+      { details: { allowed, now, a, b, cost } },
+    );
+  }
+  return decision;
 }
 
 function toDecision(rows: DecideRow[]): EngineDecision {
@@ -230,9 +277,11 @@ async function settledWithin(promise: Promise<unknown>, ms: number): Promise<voi
 }
 
 /**
- * The PostgreSQL engine. Each decision is one call of a PL/pgSQL function the engine installs
- * (`<table>_decide`): one round trip, one short transaction that locks one row, on the server's
- * clock. Rate and concurrency are decided together; refusals write nothing.
+ * The PostgreSQL engine. Each decision is one statement: a call of a PL/pgSQL function the engine
+ * installs (`<table>_decide`, or `<table>_admit` for a token bucket or fixed window alone), or the
+ * admit statement (one UPDATE) for the next admission on a key just admitted: one round trip, one
+ * short transaction that writes one row, on the server's clock. Rate and concurrency are decided
+ * together; refusals write nothing.
  *
  * The connection pool is created on first use. Every call settles within its deadline; while
  * PostgreSQL is unreachable calls fail at once (the limiter applies its failure policy), and the
@@ -275,15 +324,26 @@ export class PostgresEngine implements Engine {
   readonly #durableArg: boolean | null;
   readonly #text: {
     decide: string;
-    rate: string;
-    rateBatch: string;
+    admit: string;
+    admitBatch: string;
     release: string;
     renew: string;
     reset: string;
     sweep: string;
   };
-  /** Rate-only calls per key while one is in flight; see `#rate`. */
-  readonly #lanes = new Map<string, RateCall[]>();
+  /** Rate-only calls per row id while one is in flight; see `#rate`. */
+  readonly #lanes = new Map<string, Lane>();
+  /** Each rate policy's admit statement, or null when it has none (see {@link MAX_ADMIT_STATEMENTS}). */
+  readonly #admitStatements = new WeakMap<RatePolicy, string | null>();
+  /** The admit statements made so far, by algorithm and numbers: policies with equal numbers share one. */
+  readonly #admitStatementsByNumbers = new Map<string, string>();
+  /**
+   * Rows whose last rate-only decision in this process was an admission that left budget: their
+   * next call is likely admitted too and tries the admit statement first (one UPDATE). Other calls
+   * go to the admit function, which also decides a refusal on one read and inserts a fresh key, so
+   * they need no second query.
+   */
+  readonly #admitted = new Set<string>();
   /** The client passed in, used as is. */
   readonly #given: PostgresClient | undefined;
   /** The engine's own pool: one single-connection postgres.js client per connection, made on demand. */
@@ -335,8 +395,8 @@ export class PostgresEngine implements Engine {
     const f = this.objects.functions;
     this.#text = {
       decide: `SELECT * FROM ${f.decide}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-      rate: `SELECT * FROM ${f.rate}($1, $2, $3, $4, $5, $6, $7)`,
-      rateBatch: `SELECT * FROM ${f.rateBatch}($1, $2, $3, $4, $5::double precision[], $6, $7)`,
+      admit: `SELECT ${f.admit}($1, $2, $3, $4, $5, $6, $7)`,
+      admitBatch: `SELECT * FROM ${f.admitBatch}($1, $2, $3, $4, $5::double precision[], $6, $7)`,
       release: `SELECT ${f.release}($1, $2, $3, $4)`,
       renew: `SELECT ${f.renew}($1, $2, $3, $4, $5)`,
       reset: `SELECT ${f.reset}($1, $2, $3)`,
@@ -384,9 +444,9 @@ export class PostgresEngine implements Engine {
     const { rate, concurrency } = request.policy;
     // The common limiters get a function of their own that touches the rate columns only.
     if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
-      const [kind, a, b] =
+      const [kind, a, b]: [1 | 3, number, number] =
         rate.algorithm === "token_bucket" ? [1, rate.intervalMs, rate.burst] : [3, rate.windowMs, rate.limit];
-      return this.#rate(this.#ids.get(request.limiter, request.key), kind, a, b, request.cost);
+      return this.#rate(this.#ids.get(request.limiter, request.key), request.policy, rate, kind, a, b, request.cost);
     }
     return this.#decide(0, request, request.leaseId ?? "");
   }
@@ -395,52 +455,123 @@ export class PostgresEngine implements Engine {
    * A rate-only decision, coalesced per key (SPEC "hot keys"): while a call on a key is in flight,
    * later calls of this process on the same key and policy wait in its lane and then go together
    * in one call of the batch function (one lock, the decisions in arrival order, one write)
-   * instead of queueing one by one on the row lock. A lone call is sent at once.
+   * instead of queueing one by one on the row lock. A lone call is sent at once: as the admit
+   * statement when this process admitted the key's last call and budget was left (the statement
+   * declines what it does not admit, and the function then decides), else to the admit function.
    */
-  #rate(id: string, kind: number, a: number, b: number, cost: number): Promise<EngineDecision> {
-    const lane = `${kind} ${a} ${b} ${id}`;
-    const waiting = this.#lanes.get(lane);
-    if (waiting !== undefined) {
+  #rate(
+    id: string,
+    policy: Policy,
+    rate: RatePolicy,
+    kind: 1 | 3,
+    a: number,
+    b: number,
+    cost: number,
+  ): Promise<EngineDecision> {
+    const lane = this.#lanes.get(id);
+    if (lane !== undefined && lane.kind === kind && lane.a === a && lane.b === b) {
       return this.#deadlines.bound(
         new Promise<EngineDecision>((resolve, reject) => {
-          waiting.push({ cost, resolve, reject });
+          lane.calls.push({ cost, resolve, reject });
         }),
         () => this.#timeoutError(),
       );
     }
-    this.#lanes.set(lane, []);
-    const first = this.#run(
-      this.#text.rate,
-      [id, kind, a, b, cost, this.#lockArg, this.#durableArg],
-      toRateDecision as (rows: unknown[][]) => EngineDecision,
+    // (A call with other numbers than the lane's, a rare sight, goes alone.)
+    const own = lane === undefined ? { policy, kind, a, b, calls: [] } : undefined;
+    if (own !== undefined) this.#lanes.set(id, own);
+    const viaFunction = () => this.#admitFunction([id, kind, a, b, cost, this.#lockArg, this.#durableArg]);
+    const statement = this.#admitted.has(id) ? this.#admitStatement(rate, kind, a, b) : null;
+    const first = this.#query(
+      statement === null
+        ? viaFunction
+        : () =>
+            this.#send(statement, [id, cost]).then((rows) => {
+              const row = rows[0];
+              // Not admitted there: the function decides (and tells a refusal from a fresh key).
+              if (row === undefined) return viaFunction();
+              return [true, row[0], row[1], row[2]] as AdmitRow;
+            }),
+      (row) => this.#remember(id, admitDecision(row, policy, cost)),
     );
-    const next = () => this.#drain(lane, id, kind, a, b);
-    first.then(next, next);
+    if (own !== undefined) {
+      const next = () => this.#drain(id, own);
+      first.then(next, next);
+    }
     return first;
   }
 
+  /** One call of the admit function. */
+  #admitFunction(params: (string | number | boolean | null)[]): PromiseLike<AdmitRow> {
+    return this.#send(this.#text.admit, params).then((rows) => admitRow(rows[0]?.[0]));
+  }
+
+  /** Notes whether a row's next call is likely admitted (see `#admitted`); returns the decision. */
+  #remember(id: string, decision: EngineDecision): EngineDecision {
+    if (!decision.allowed || decision.remaining <= 0) {
+      this.#admitted.delete(id);
+    } else if (!this.#admitted.has(id)) {
+      if (this.#admitted.size >= MAX_ADMITTED_IDS) this.#admitted.clear();
+      this.#admitted.add(id);
+    }
+    return decision;
+  }
+
+  /**
+   * The admit statement of a token bucket or fixed window policy (whose numbers are `a` and `b`),
+   * made on its first call; null on a client passed in (whose sessions lack the engine's
+   * `lock_timeout` and commit setting, which the function sets per call), for numbers a statement
+   * cannot hold (not finite), and once {@link MAX_ADMIT_STATEMENTS} exist.
+   */
+  #admitStatement(rate: RatePolicy, kind: 1 | 3, a: number, b: number): string | null {
+    const known = this.#admitStatements.get(rate);
+    if (known !== undefined) return known;
+    const numbers = `${kind} ${a} ${b}`;
+    let made = this.#admitStatementsByNumbers.get(numbers) ?? null;
+    const writable = Number.isFinite(a) && Number.isFinite(b);
+    if (
+      made === null &&
+      writable &&
+      this.#given === undefined &&
+      this.#admitStatementsByNumbers.size < MAX_ADMIT_STATEMENTS
+    ) {
+      made = postgresAdmitStatement(this.objects, { kind, a, b });
+      this.#admitStatementsByNumbers.set(numbers, made);
+    }
+    this.#admitStatements.set(rate, made);
+    return made;
+  }
+
   /** Sends the calls that queued in `lane` meanwhile, as batches, until none is left. */
-  #drain(lane: string, id: string, kind: number, a: number, b: number): void {
-    const calls = this.#lanes.get(lane);
-    if (calls === undefined) return;
-    if (calls.length === 0) {
-      this.#lanes.delete(lane);
+  #drain(id: string, lane: Lane): void {
+    // Gone when the engine closed.
+    if (this.#lanes.get(id) !== lane) return;
+    if (lane.calls.length === 0) {
+      this.#lanes.delete(id);
       return;
     }
-    const batch = calls.splice(0, MAX_BATCH);
+    const { policy, kind, a, b } = lane;
+    const batch = lane.calls.splice(0, MAX_BATCH);
     const costs = `{${batch.map((call) => call.cost).join(",")}}`;
-    this.#run(this.#text.rateBatch, [id, kind, a, b, costs, this.#lockArg, this.#durableArg], (rows) => rows).then(
+    this.#run(this.#text.admitBatch, [id, kind, a, b, costs, this.#lockArg, this.#durableArg], (rows) => rows).then(
       (rows) => {
         batch.forEach((call, index) => {
-          const row = rows[index] as RateRow | undefined;
-          if (row === undefined) call.reject(new RateSyncError("STORE_ERROR", "PostgreSQL answered a batch short."));
-          else call.resolve(toRateDecision([row]));
+          const row = rows[index] as AdmitRow | undefined;
+          if (row === undefined) {
+            call.reject(new RateSyncError("STORE_ERROR", "PostgreSQL answered a batch short."));
+            return;
+          }
+          try {
+            call.resolve(this.#remember(id, admitDecision(row, policy, call.cost)));
+          } catch (error) {
+            call.reject(error);
+          }
         });
-        this.#drain(lane, id, kind, a, b);
+        this.#drain(id, lane);
       },
       (error: unknown) => {
         for (const call of batch) call.reject(error);
-        this.#drain(lane, id, kind, a, b);
+        this.#drain(id, lane);
       },
     );
   }
@@ -499,10 +630,18 @@ export class PostgresEngine implements Engine {
   }
 
   /**
-   * Runs one prepared statement within the deadline and maps its rows. Once the table is known to
-   * exist this is the whole cost of a call: no await before the query is sent.
+   * Runs one prepared statement within the deadline and maps its rows.
    */
   #run<T>(text: string, params: (string | number | boolean | null)[], map: (rows: unknown[][]) => T): Promise<T> {
+    return this.#query(() => this.#send(text, params), map);
+  }
+
+  /**
+   * Runs `send` (one query, or queries one after the other) within one deadline and maps what it
+   * gives. Once the table is known to exist this is the whole cost of a call: nothing is awaited
+   * before the first query is sent.
+   */
+  #query<R, T>(send: () => PromiseLike<R>, map: (result: R) => T): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closedError());
     const down = this.#down;
     if (down !== undefined) {
@@ -512,10 +651,9 @@ export class PostgresEngine implements Engine {
       if (performance.now() < down.until) return Promise.reject(down.error);
       this.#down = undefined;
     }
-    if (!this.#ready) return this.#prepared().then(() => this.#run(text, params, map));
-    const query = this.#send(text, params);
+    if (!this.#ready) return this.#prepared().then(() => this.#query(send, map));
     return this.#deadlines
-      .bound(query, () => this.#timeoutError())
+      .bound(send(), () => this.#timeoutError())
       .then(map, (error: unknown) => {
         throw this.#explain(error);
       });
@@ -545,7 +683,17 @@ export class PostgresEngine implements Engine {
       this.#idle.push(index);
       if (this.#idle.length === this.#own.length) this.#drained?.();
     };
-    return work(client).finally(free);
+    // (then rather than finally: a decision's hot path, where finally's extra promises show.)
+    return work(client).then(
+      (value) => {
+        free();
+        return value;
+      },
+      (error: unknown) => {
+        free();
+        throw error;
+      },
+    );
   }
 
   /**
@@ -591,7 +739,7 @@ export class PostgresEngine implements Engine {
     this.#closed = true;
     this.#listeners.clear();
     // Queued calls end with the engine (their batch would fail anyway).
-    for (const calls of this.#lanes.values()) for (const call of calls) call.reject(this.#closedError());
+    for (const lane of this.#lanes.values()) for (const call of lane.calls) call.reject(this.#closedError());
     this.#lanes.clear();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;

@@ -2,7 +2,7 @@ import { isRateSyncError } from "@ratesync/core";
 import { describe, expect, it } from "vitest";
 import { PostgresEngine } from "./engine.js";
 import { checkIdentifier, quoteIdentifier, releaseChannel, rowId } from "./identifiers.js";
-import { postgresObjects, postgresSetupSql } from "./sql.js";
+import { postgresAdmitStatement, postgresObjects, postgresSetupSql } from "./sql.js";
 
 function thrown(run: () => unknown): unknown {
   try {
@@ -88,9 +88,27 @@ describe("postgresSetupSql", () => {
     expect(sql).toContain("pg_advisory_xact_lock");
     expect(sql).toContain('CREATE TABLE IF NOT EXISTS "Limits"."rs"');
     expect(sql).not.toContain("UNLOGGED");
-    for (const name of ["decide", "rate", "release", "renew", "reset", "sweep"]) {
+    for (const name of ["decide", "admit", "admit_batch", "release", "renew", "reset", "sweep"]) {
       expect(sql).toContain(`CREATE OR REPLACE FUNCTION "Limits"."rs_${name}"(`);
     }
     expect(postgresSetupSql({ unlogged: true })).toContain('CREATE UNLOGGED TABLE IF NOT EXISTS "public"."ratesync"');
+  });
+});
+
+describe("postgresAdmitStatement", () => {
+  it("writes the policy's numbers in as double precision literals that read back exactly, into a quoted table", () => {
+    const objects = postgresObjects("Limits", "rs");
+    const bucket = postgresAdmitStatement(objects, { kind: 1, a: 0.1, b: 3 });
+    expect(bucket).toMatch(/^UPDATE "Limits"\."rs" r SET/);
+    expect(bucket).toContain("0.1::double precision");
+    expect(bucket).toContain("3::double precision");
+    expect(bucket).toContain("r.rate_kind = 1");
+    const window = postgresAdmitStatement(objects, { kind: 3, a: 60_000, b: 1e21 });
+    expect(window).toContain("60000::double precision");
+    expect(window).toContain("1e+21::double precision");
+    expect(window).toContain("r.rate_kind = 3");
+    // Only the row id and the cost are parameters.
+    expect(bucket.match(/\$\d/g)?.every((p) => p === "$1" || p === "$2")).toBe(true);
+    expect(() => postgresAdmitStatement(objects, { kind: 1, a: Number.POSITIVE_INFINITY, b: 3 })).toThrow(RangeError);
   });
 });

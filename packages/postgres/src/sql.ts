@@ -1,15 +1,16 @@
 /**
- * The SQL of the PostgreSQL engine: one table and five PL/pgSQL functions per (schema, table).
- * The engine calls one function per decision, release, renewal or reset, so each is one round
- * trip and one short transaction that locks a single row.
+ * The SQL of the PostgreSQL engine: one table and seven functions per (schema, table). The
+ * engine calls one function per decision, release, renewal or reset, so each is one round trip
+ * and one short transaction that writes a single row.
  *
  * The functions mirror `@ratesync/core`'s pure algorithms (`algorithms/*.ts`) step for step, in
  * the same double-precision order (PostgreSQL's `double precision` is the same IEEE 754 binary64
  * as a JavaScript number), and the engine conformance suite compares every answer with them.
- * Time is the server's own `clock_timestamp()`, read once the row is locked, so application
- * clocks never change a decision and a decision never predates the one it follows.
+ * Time is the server's own `clock_timestamp()`, read once per decision, so application clocks
+ * never change a decision; a decision is never taken at a time earlier than one stored in the row.
  */
 import { createHash } from "node:crypto";
+import { TIME_EPSILON_MS } from "@ratesync/core";
 import { checkIdentifier, quoteIdentifier, quoteLiteral, releaseChannel } from "./identifiers.js";
 
 /** Where the engine keeps its state: validated names, quoted forms, and the names of its functions. */
@@ -23,8 +24,8 @@ export interface PostgresObjects {
   /** Quoted, schema-qualified names of the functions. */
   readonly functions: {
     readonly decide: string;
-    readonly rate: string;
-    readonly rateBatch: string;
+    readonly admit: string;
+    readonly admitBatch: string;
     readonly release: string;
     readonly renew: string;
     readonly reset: string;
@@ -63,8 +64,8 @@ export function postgresObjects(schema: string = DEFAULT_SCHEMA, table: string =
   const fn = (suffix: string): string => `${s}.${quoteIdentifier(`${table}_${suffix}`)}`;
   const functions = {
     decide: fn("decide"),
-    rate: fn("rate"),
-    rateBatch: fn("rate_batch"),
+    admit: fn("admit"),
+    admitBatch: fn("admit_batch"),
     release: fn("release"),
     renew: fn("renew"),
     reset: fn("reset"),
@@ -77,8 +78,8 @@ export function postgresObjects(schema: string = DEFAULT_SCHEMA, table: string =
     functions,
     signatures: [
       `${functions.decide}(text,integer,integer,double precision,double precision,double precision,integer,double precision,text,integer,boolean)`,
-      `${functions.rate}(text,integer,double precision,double precision,double precision,integer,boolean)`,
-      `${functions.rateBatch}(text,integer,double precision,double precision,double precision[],integer,boolean)`,
+      `${functions.admit}(text,integer,double precision,double precision,double precision,integer,boolean)`,
+      `${functions.admitBatch}(text,integer,double precision,double precision,double precision[],integer,boolean)`,
       `${functions.release}(text,text,integer,boolean)`,
       `${functions.renew}(text,text,double precision,integer,boolean)`,
       `${functions.reset}(text,integer,boolean)`,
@@ -88,8 +89,17 @@ export function postgresObjects(schema: string = DEFAULT_SCHEMA, table: string =
   };
 }
 
-/** The store's clock in epoch milliseconds, with the microseconds PostgreSQL keeps. */
-const NOW_MS = "(extract(epoch FROM clock_timestamp()) * 1000)::double precision";
+/**
+ * Epoch milliseconds of a `timestamptz` expression, with the microseconds PostgreSQL keeps (to
+ * within a quarter of a microsecond: `date_part` works in double precision, which is also what
+ * makes it several times cheaper than `extract`'s numeric).
+ */
+function epochMs(timestamp: string): string {
+  return `(date_part('epoch', ${timestamp}) * 1000)`;
+}
+
+/** The store's clock in epoch milliseconds, read where it is used. */
+const NOW_MS = epochMs("clock_timestamp()");
 
 /**
  * The SQL that creates the engine's schema, table and functions, idempotently. `auto_create`
@@ -170,56 +180,108 @@ export function postgresFunctionsVersion(objects: PostgresObjects): string {
   return functionsVersion(functionsSql(objects));
 }
 
+/** A token bucket or fixed window policy's numbers, as the admit statement writes them in. */
+export interface AdmitPolicy {
+  /** 1: token bucket (`a` interval ms, `b` burst); 3: fixed window (`a` window ms, `b` limit). */
+  readonly kind: 1 | 3;
+  readonly a: number;
+  readonly b: number;
+}
+
+/** core's TIME_EPSILON_MS, as SQL. */
+const TIME_EPSILON_SQL = float8(TIME_EPSILON_MS);
+
+/** A finite number as a `double precision` SQL literal that reads back as exactly the same number. */
+function float8(value: number): string {
+  if (!Number.isFinite(value)) throw new RangeError(`Not a finite number: ${value}`);
+  return `${String(value)}::double precision`;
+}
+
 /**
- * One decision of the `rate` and `rate_batch` functions: the token bucket (p_kind 1, core's
- * checkTokenBucket) or the fixed window (p_kind 3, checkFixedWindow), in core's floating-point
- * order, on the state (v_a, v_b) at the instant `now` for the cost `cost` (PL/pgSQL expressions).
- * v_a is NULL when the row holds no state of this algorithm. Sets allowed, remaining, reset_at and
- * retry_after_ms and, on an admission, the new state (n_a, n_b). Uses v_x and v_y: the debt before
- * and after the call (token bucket), the cost used and the window start (fixed window).
+ * The engine's admit statement for one policy (its numbers written in; `$1` the row id, `$2` the
+ * cost): a single UPDATE that admits a call on a row already holding this algorithm's state, the
+ * same decision as the `admit` function (core's checkTokenBucket/applyTokenBucket or
+ * checkFixedWindow/applyFixedWindow, in core's floating-point order), with no function call
+ * around it. Returns the store's time and the state it decided on (the new one less the cost:
+ * for a bucket that had refilled, since = now and 0 units, which core treats as the full bucket it
+ * was), or no row when it did not admit: refused, no row, another algorithm's state, or a time in
+ * the row after the statement's. The engine then calls the `admit` function, which tells them apart.
+ *
+ * The time is the statement's start on the server (`statement_timestamp()`, one reading for the
+ * whole statement). A statement that waits for another call's write decides on the row that call
+ * left, at its own (earlier) time: a token bucket then owes slightly more, never less, and a row
+ * that holds a later time (a bucket refilled or a window begun after it) makes it decline.
  */
-function rateStep(now: string, cost: string): string {
+export function postgresAdmitStatement(objects: PostgresObjects, policy: AdmitPolicy): string {
+  const t = objects.qualifiedTable;
+  const now = epochMs("statement_timestamp()");
+  const a = float8(policy.a);
+  const b = float8(policy.b);
+  // The expiry written is never earlier than the state's (core's since + units * interval, or the
+  // window's end; equal but in the last bit of rounding), nor than the row's (leases, another policy).
+  if (policy.kind === 1) {
+    const tat = `r.rate_a + r.rate_b * ${a}`;
+    const refilled = `${tat} <= ${now}`;
+    return `UPDATE ${t} r SET
+  rate_a = CASE WHEN ${refilled} THEN ${now} ELSE r.rate_a END,
+  rate_b = CASE WHEN ${refilled} THEN 0 ELSE r.rate_b END + $2,
+  expires_at = greatest(${now} + $2 * ${a}, r.rate_a + (r.rate_b + $2) * ${a}, r.expires_at),
+  version = r.version + 1
+WHERE r.id = $1 AND r.rate_kind = 1 AND r.rate_a <= ${now}
+  AND greatest(${tat}, ${now}) - ${now} + $2 * ${a} <= ${b} * ${a} + ${TIME_EPSILON_SQL}
+RETURNING ${now}, r.rate_a, r.rate_b - $2`;
+  }
+  const start = `floor(${now} / ${a}) * ${a}`;
+  const used = `CASE WHEN r.rate_a = ${start} THEN r.rate_b ELSE 0 END`;
+  return `UPDATE ${t} r SET
+  rate_a = ${start},
+  rate_b = ${used} + $2,
+  expires_at = greatest(${start} + ${a}, r.expires_at),
+  version = r.version + 1
+WHERE r.id = $1 AND r.rate_kind = 3 AND r.rate_a <= ${start} AND ${used} + $2 <= ${b}
+RETURNING ${now}, r.rate_a, r.rate_b - $2`;
+}
+
+/**
+ * One rate-only decision (the `admit` and `admit_batch` functions): the token bucket (p_kind 1,
+ * core's checkTokenBucket and applyTokenBucket) or the fixed window (p_kind 3, checkFixedWindow
+ * and applyFixedWindow), in core's floating-point order, on the state (a, b) at the instant `now`
+ * for the cost `cost` (PL/pgSQL expressions; `a` is NULL when the row holds no state of this
+ * algorithm). Sets `allowed` and, when admitted, the new state (n_a, n_b). Uses v_tat.
+ */
+function rateStep(a: string, b: string, now: string, cost: string): string {
   return `IF p_kind = 1 THEN
-      v_x := CASE WHEN v_a IS NULL OR v_a + v_b * p_a <= ${now} THEN 0 ELSE v_a + v_b * p_a - ${now} END;
-      v_y := v_x + ${cost} * p_a;
-      allowed := NOT v_y > p_b * p_a + eps;
-      IF NOT allowed THEN
-        remaining := greatest(0, floor((p_b * p_a - v_x + eps) / p_a));
-        reset_at := ${now} + v_x;
-        retry_after_ms := v_y - p_b * p_a;
-      ELSE
-        remaining := greatest(0, floor((p_b * p_a - v_y + eps) / p_a));
-        reset_at := ${now} + v_y;
-        retry_after_ms := 0;
-        IF v_x = 0 THEN
+      v_tat := ${a} + ${b} * p_a;
+      allowed := NOT (CASE WHEN ${a} IS NULL OR v_tat <= ${now} THEN 0 ELSE v_tat - ${now} END + ${cost} * p_a > p_b * p_a + eps);
+      IF allowed THEN
+        IF ${a} IS NULL OR v_tat <= ${now} THEN
           -- The bucket had refilled: a new debt starts now.
           n_a := ${now};
           n_b := ${cost};
         ELSE
-          n_a := v_a;
-          n_b := v_b + ${cost};
+          n_a := ${a};
+          n_b := ${b} + ${cost};
         END IF;
       END IF;
     ELSE
-      v_y := floor(${now} / p_a) * p_a;
-      v_x := CASE WHEN v_a = v_y THEN v_b ELSE 0 END;
-      allowed := NOT v_x + ${cost} > p_b;
-      IF NOT allowed THEN
-        remaining := p_b - v_x;
-        reset_at := CASE WHEN v_x > 0 THEN v_y + p_a ELSE ${now} END;
-        retry_after_ms := v_y + p_a - ${now};
-      ELSE
-        remaining := p_b - v_x - ${cost};
-        reset_at := CASE WHEN v_x + ${cost} > 0 THEN v_y + p_a ELSE ${now} END;
-        retry_after_ms := 0;
-        n_a := v_y;
-        n_b := v_x + ${cost};
-      END IF;
+      n_a := floor(${now} / p_a) * p_a;
+      n_b := CASE WHEN ${a} = n_a THEN ${b} ELSE 0 END + ${cost};
+      allowed := NOT n_b > p_b;
     END IF;`;
 }
 
-/** The expiry of the rate state (n_a, n_b) that {@link rateStep} admitted: when it equals none. */
-const RATE_EXPIRES = "CASE WHEN p_kind = 1 THEN n_a + n_b * p_a ELSE n_a + p_a END";
+/** The expiry of the rate state (a, b) of an `admit` call: when it is the same as none. */
+function rateExpires(a: string, b: string): string {
+  return `CASE WHEN p_kind = 1 THEN ${a} + ${b} * p_a ELSE ${a} + p_a END`;
+}
+
+/**
+ * The expiry a rate-only write gives the row: its rate state's, unless leases left by an earlier
+ * policy keep it alive longer.
+ */
+function rowExpires(rate: string): string {
+  return `CASE WHEN lease_expiries IS NULL THEN ${rate} ELSE greatest(${rate}, expires_at) END`;
+}
 
 /** The functions' SQL: CREATE OR REPLACE, so running it again replaces them in place. */
 function functionsSql(objects: PostgresObjects): string {
@@ -249,7 +311,7 @@ CREATE OR REPLACE FUNCTION ${f.decide}(
 LANGUAGE plpgsql AS $ratesync$
 DECLARE
   -- core's TIME_EPSILON_MS.
-  eps CONSTANT double precision := 0.0005;
+  eps CONSTANT double precision := ${TIME_EPSILON_SQL};
   v_found boolean;
   v_locked boolean := false;
   v_version bigint;
@@ -524,69 +586,73 @@ BEGIN
 END
 $ratesync$;
 
--- rate: the token bucket (p_kind 1) and the fixed window (p_kind 3) without a concurrency limit,
--- by far the most common limiters, in a function of their own that reads and writes only the
--- rate columns. The same steps as the decide function; refusals write nothing.
-CREATE OR REPLACE FUNCTION ${f.rate}(
+-- admit: the token bucket (p_kind 1: p_a interval ms, p_b burst) and the fixed window (p_kind 3:
+-- p_a window ms, p_b limit) without a concurrency limit, by far the most common limiters, in a
+-- function of their own that reads and writes only the rate columns. Returns {admitted (1 or 0),
+-- the store's time, the rate state the decision was taken on (NULL: none)}, from which the engine
+-- works out remaining, reset and retry with @ratesync/core itself. Refusals write nothing. (An
+-- admission on a row that exists is usually taken by the engine's admit statement instead.)
+CREATE OR REPLACE FUNCTION ${f.admit}(
   p_id text, p_kind integer, p_a double precision, p_b double precision, p_cost double precision,
-  p_lock_ms integer, p_durable boolean,
-  OUT allowed boolean, OUT now_ms double precision, OUT remaining double precision,
-  OUT reset_at double precision, OUT retry_after_ms double precision)
+  p_lock_ms integer, p_durable boolean)
+RETURNS double precision[]
 LANGUAGE plpgsql AS $ratesync$
 DECLARE
   -- core's TIME_EPSILON_MS.
-  eps CONSTANT double precision := 0.0005;
+  eps CONSTANT double precision := ${TIME_EPSILON_SQL};
+  allowed boolean;
+  now_ms double precision;
+  state_a double precision;
+  state_b double precision;
   v_kind smallint;
-  v_a double precision;
-  v_b double precision;
   v_version bigint;
   v_found boolean;
   v_locked boolean := false;
-  -- Token bucket: the debt before and after this call. Fixed window: the cost used and the window start.
-  v_x double precision;
-  v_y double precision;
+  v_tat double precision;
   n_a double precision;
   n_b double precision;
-  v_expires double precision;
 BEGIN
   LOOP
     IF v_locked THEN
-      SELECT r.rate_kind, r.rate_a, r.rate_b, r.version INTO v_kind, v_a, v_b, v_version
+      SELECT r.rate_kind, r.rate_a, r.rate_b, r.version INTO v_kind, state_a, state_b, v_version
         FROM ${t} r WHERE r.id = p_id FOR UPDATE;
     ELSE
-      SELECT r.rate_kind, r.rate_a, r.rate_b, r.version INTO v_kind, v_a, v_b, v_version
+      SELECT r.rate_kind, r.rate_a, r.rate_b, r.version INTO v_kind, state_a, state_b, v_version
         FROM ${t} r WHERE r.id = p_id;
     END IF;
     v_found := FOUND;
+    -- The store's clock, read after the row: later than every decision stored in it.
     now_ms := ${NOW_MS};
     IF v_kind IS DISTINCT FROM p_kind THEN
       -- No rate state of this algorithm: a full bucket, an empty window.
-      v_a := NULL;
+      state_a := NULL;
+      state_b := NULL;
     END IF;
-    ${rateStep("now_ms", "p_cost")}
+    ${rateStep("state_a", "state_b", "now_ms", "p_cost")}
     IF NOT allowed THEN
-      RETURN;
+      RETURN ARRAY[0, now_ms, state_a, state_b];
     END IF;
-    v_expires := ${RATE_EXPIRES};
     IF NOT v_locked THEN
       ${prepareWrite}
     END IF;
     IF v_found THEN
-      -- Compare-and-set on the version read, as in the decide function. Leases left by an earlier
-      -- policy keep the row alive as long as they are.
+      -- Written only if nobody wrote the row since it was read (compare-and-set on its version;
+      -- a concurrent writer's lock is waited for, then the version re-checked). Under the lock
+      -- (after a lost race) the check always holds.
       UPDATE ${t} SET rate_kind = p_kind, rate_a = n_a, rate_b = n_b, log_at = NULL, log_cost = NULL,
-        expires_at = CASE WHEN lease_expiries IS NULL THEN v_expires ELSE greatest(v_expires, expires_at) END,
-        version = v_version + 1
+        expires_at = ${rowExpires(rateExpires("n_a", "n_b"))}, version = v_version + 1
         WHERE id = p_id AND version = v_version;
       IF FOUND THEN
-        RETURN;
+        RETURN ARRAY[1, now_ms, state_a, state_b];
       END IF;
     ELSE
+      -- A fresh key: insert, unless another call inserted it meanwhile. No duplicate-key error
+      -- can reach the caller.
       INSERT INTO ${t} (id, rate_kind, rate_a, rate_b, expires_at)
-        VALUES (p_id, p_kind, n_a, n_b, v_expires)
+        VALUES (p_id, p_kind, n_a, n_b, ${rateExpires("n_a", "n_b")})
         ON CONFLICT (id) DO NOTHING;
       IF FOUND THEN
-        RETURN;
+        RETURN ARRAY[1, now_ms, state_a, state_b];
       END IF;
     END IF;
     -- Lost the race: decide again on the row as it is now, holding its lock.
@@ -595,29 +661,27 @@ BEGIN
 END
 $ratesync$;
 
--- rate_batch: the rate function for several calls on one key at once (calls of one process that
+-- admit_batch: the admit function for several calls on one key at once (calls of one process that
 -- arrived while another call on the key was in flight): one lock, the decisions taken in arrival
--- order at one instant, exactly as one after the other, and one write. Returns a row per cost.
-CREATE OR REPLACE FUNCTION ${f.rateBatch}(
+-- order at one instant, exactly as one after the other, and one write. Returns a row per cost, with
+-- the state that call was decided on.
+CREATE OR REPLACE FUNCTION ${f.admitBatch}(
   p_id text, p_kind integer, p_a double precision, p_b double precision, p_costs double precision[],
   p_lock_ms integer, p_durable boolean)
-RETURNS TABLE (allowed boolean, now_ms double precision, remaining double precision,
-  reset_at double precision, retry_after_ms double precision)
+RETURNS TABLE (allowed boolean, now_ms double precision, state_a double precision, state_b double precision)
 LANGUAGE plpgsql AS $ratesync$
 DECLARE
   -- core's TIME_EPSILON_MS.
-  eps CONSTANT double precision := 0.0005;
+  eps CONSTANT double precision := ${TIME_EPSILON_SQL};
   v_kind smallint;
   v_a double precision;
   v_b double precision;
   v_now double precision;
   v_cost double precision;
   v_changed boolean := false;
-  v_x double precision;
-  v_y double precision;
+  v_tat double precision;
   n_a double precision;
   n_b double precision;
-  v_expires double precision;
 BEGIN
   ${prepareWrite}
   LOOP
@@ -631,10 +695,13 @@ BEGIN
   v_now := ${NOW_MS};
   IF v_kind IS DISTINCT FROM p_kind THEN
     v_a := NULL;
+    v_b := NULL;
   END IF;
   FOREACH v_cost IN ARRAY p_costs LOOP
     now_ms := v_now;
-    ${rateStep("v_now", "v_cost")}
+    state_a := v_a;
+    state_b := v_b;
+    ${rateStep("v_a", "v_b", "v_now", "v_cost")}
     IF allowed THEN
       v_a := n_a;
       v_b := n_b;
@@ -643,10 +710,8 @@ BEGIN
     RETURN NEXT;
   END LOOP;
   IF v_changed THEN
-    v_expires := ${RATE_EXPIRES};
     UPDATE ${t} SET rate_kind = p_kind, rate_a = v_a, rate_b = v_b, log_at = NULL, log_cost = NULL,
-      expires_at = CASE WHEN lease_expiries IS NULL THEN v_expires ELSE greatest(v_expires, expires_at) END,
-      version = version + 1
+      expires_at = ${rowExpires(rateExpires("v_a", "v_b"))}, version = version + 1
       WHERE id = p_id;
   END IF;
 END
