@@ -8,7 +8,6 @@ import type {
   LeaseRequest,
   PeekRequest,
   Policy,
-  RatePolicy,
   RenewRequest,
 } from "@ratesync/core";
 import {
@@ -148,7 +147,7 @@ function errorCode(error: unknown): string | undefined {
 }
 
 /** The decide function's policy arguments: kind, a, b. */
-function rateArgs(policy: Policy): [kind: number, a: number, b: number] {
+function rateArgs(policy: Policy): [kind: 0 | 1 | 2 | 3, a: number, b: number] {
   const rate = policy.rate;
   if (rate === undefined) return [0, 0, 0];
   switch (rate.algorithm) {
@@ -198,8 +197,18 @@ const MAX_BATCH = 256;
  */
 const MAX_ADMIT_STATEMENTS = 64;
 
-/** Row ids remembered as last admitted, at most; the memory is emptied past it. */
-const MAX_ADMITTED_IDS = 10_000;
+/** What the engine keeps for a (limiter, key). */
+interface RowTarget {
+  /** The row's id. */
+  readonly id: string;
+  /**
+   * The last rate-only decision on the row in this process admitted and left budget: the next
+   * call is likely admitted too and tries the admit statement first (one UPDATE). Other calls go
+   * to the admit function, which also decides a refusal on one read and inserts a fresh key, so
+   * they need no second query.
+   */
+  admitted: boolean;
+}
 
 /**
  * An answer of the admit functions: the decision, the store's time, and the rate state it was
@@ -333,17 +342,10 @@ export class PostgresEngine implements Engine {
   };
   /** Rate-only calls per row id while one is in flight; see `#rate`. */
   readonly #lanes = new Map<string, Lane>();
-  /** Each rate policy's admit statement, or null when it has none (see {@link MAX_ADMIT_STATEMENTS}). */
-  readonly #admitStatements = new WeakMap<RatePolicy, string | null>();
+  /** Each policy's admit statement, or null when it has none (see {@link MAX_ADMIT_STATEMENTS}). */
+  readonly #admitStatements = new WeakMap<Policy, string | null>();
   /** The admit statements made so far, by algorithm and numbers: policies with equal numbers share one. */
   readonly #admitStatementsByNumbers = new Map<string, string>();
-  /**
-   * Rows whose last rate-only decision in this process was an admission that left budget: their
-   * next call is likely admitted too and tries the admit statement first (one UPDATE). Other calls
-   * go to the admit function, which also decides a refusal on one read and inserts a fresh key, so
-   * they need no second query.
-   */
-  readonly #admitted = new Set<string>();
   /** The client passed in, used as is. */
   readonly #given: PostgresClient | undefined;
   /** The engine's own pool: one single-connection postgres.js client per connection, made on demand. */
@@ -362,8 +364,8 @@ export class PostgresEngine implements Engine {
   readonly #listeners = new Map<string, Set<() => void>>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
-  /** The row id of each (limiter, key). */
-  readonly #ids = new TargetCache(rowId);
+  /** The row of each (limiter, key). */
+  readonly #targets = new TargetCache((limiter, key): RowTarget => ({ id: rowId(limiter, key), admitted: false }));
   #closed = false;
   /** Set when a call found PostgreSQL unreachable: calls fail at once until `until`. */
   #down: { readonly until: number; readonly error: RateSyncError } | undefined;
@@ -441,12 +443,10 @@ export class PostgresEngine implements Engine {
   }
 
   decide(request: DecideRequest): Promise<EngineDecision> {
-    const { rate, concurrency } = request.policy;
+    const [kind, a, b] = rateArgs(request.policy);
     // The common limiters get a function of their own that touches the rate columns only.
-    if (concurrency === undefined && rate !== undefined && rate.algorithm !== "sliding_window") {
-      const [kind, a, b]: [1 | 3, number, number] =
-        rate.algorithm === "token_bucket" ? [1, rate.intervalMs, rate.burst] : [3, rate.windowMs, rate.limit];
-      return this.#rate(this.#ids.get(request.limiter, request.key), request.policy, rate, kind, a, b, request.cost);
+    if (request.policy.concurrency === undefined && (kind === 1 || kind === 3)) {
+      return this.#rate(this.#targets.get(request.limiter, request.key), request.policy, kind, a, b, request.cost);
     }
     return this.#decide(0, request, request.leaseId ?? "");
   }
@@ -459,15 +459,8 @@ export class PostgresEngine implements Engine {
    * statement when this process admitted the key's last call and budget was left (the statement
    * declines what it does not admit, and the function then decides), else to the admit function.
    */
-  #rate(
-    id: string,
-    policy: Policy,
-    rate: RatePolicy,
-    kind: 1 | 3,
-    a: number,
-    b: number,
-    cost: number,
-  ): Promise<EngineDecision> {
+  #rate(target: RowTarget, policy: Policy, kind: 1 | 3, a: number, b: number, cost: number): Promise<EngineDecision> {
+    const id = target.id;
     const lane = this.#lanes.get(id);
     if (lane !== undefined && lane.kind === kind && lane.a === a && lane.b === b) {
       return this.#deadlines.bound(
@@ -481,7 +474,7 @@ export class PostgresEngine implements Engine {
     const own = lane === undefined ? { policy, kind, a, b, calls: [] } : undefined;
     if (own !== undefined) this.#lanes.set(id, own);
     const viaFunction = () => this.#admitFunction([id, kind, a, b, cost, this.#lockArg, this.#durableArg]);
-    const statement = this.#admitted.has(id) ? this.#admitStatement(rate, kind, a, b) : null;
+    const statement = target.admitted ? this.#admitStatement(policy, kind, a, b) : null;
     const first = this.#query(
       statement === null
         ? viaFunction
@@ -492,10 +485,10 @@ export class PostgresEngine implements Engine {
               if (row === undefined) return viaFunction();
               return [true, row[0], row[1], row[2]] as AdmitRow;
             }),
-      (row) => this.#remember(id, admitDecision(row, policy, cost)),
+      (row) => this.#remember(target, admitDecision(row, policy, cost)),
     );
     if (own !== undefined) {
-      const next = () => this.#drain(id, own);
+      const next = () => this.#drain(target, own);
       first.then(next, next);
     }
     return first;
@@ -506,14 +499,9 @@ export class PostgresEngine implements Engine {
     return this.#send(this.#text.admit, params).then((rows) => admitRow(rows[0]?.[0]));
   }
 
-  /** Notes whether a row's next call is likely admitted (see `#admitted`); returns the decision. */
-  #remember(id: string, decision: EngineDecision): EngineDecision {
-    if (!decision.allowed || decision.remaining <= 0) {
-      this.#admitted.delete(id);
-    } else if (!this.#admitted.has(id)) {
-      if (this.#admitted.size >= MAX_ADMITTED_IDS) this.#admitted.clear();
-      this.#admitted.add(id);
-    }
+  /** Notes whether the row's next call is likely admitted (see {@link RowTarget}); returns the decision. */
+  #remember(target: RowTarget, decision: EngineDecision): EngineDecision {
+    target.admitted = decision.allowed && decision.remaining > 0;
     return decision;
   }
 
@@ -523,8 +511,8 @@ export class PostgresEngine implements Engine {
    * `lock_timeout` and commit setting, which the function sets per call), for numbers a statement
    * cannot hold (not finite), and once {@link MAX_ADMIT_STATEMENTS} exist.
    */
-  #admitStatement(rate: RatePolicy, kind: 1 | 3, a: number, b: number): string | null {
-    const known = this.#admitStatements.get(rate);
+  #admitStatement(policy: Policy, kind: 1 | 3, a: number, b: number): string | null {
+    const known = this.#admitStatements.get(policy);
     if (known !== undefined) return known;
     const numbers = `${kind} ${a} ${b}`;
     let made = this.#admitStatementsByNumbers.get(numbers) ?? null;
@@ -538,12 +526,13 @@ export class PostgresEngine implements Engine {
       made = postgresAdmitStatement(this.objects, { kind, a, b });
       this.#admitStatementsByNumbers.set(numbers, made);
     }
-    this.#admitStatements.set(rate, made);
+    this.#admitStatements.set(policy, made);
     return made;
   }
 
   /** Sends the calls that queued in `lane` meanwhile, as batches, until none is left. */
-  #drain(id: string, lane: Lane): void {
+  #drain(target: RowTarget, lane: Lane): void {
+    const id = target.id;
     // Gone when the engine closed.
     if (this.#lanes.get(id) !== lane) return;
     if (lane.calls.length === 0) {
@@ -562,16 +551,16 @@ export class PostgresEngine implements Engine {
             return;
           }
           try {
-            call.resolve(this.#remember(id, admitDecision(row, policy, call.cost)));
+            call.resolve(this.#remember(target, admitDecision(row, policy, call.cost)));
           } catch (error) {
             call.reject(error);
           }
         });
-        this.#drain(id, lane);
+        this.#drain(target, lane);
       },
       (error: unknown) => {
         for (const call of batch) call.reject(error);
-        this.#drain(id, lane);
+        this.#drain(target, lane);
       },
     );
   }
@@ -583,7 +572,7 @@ export class PostgresEngine implements Engine {
   release(request: LeaseRequest): Promise<boolean> {
     return this.#run(
       this.#text.release,
-      [this.#ids.get(request.limiter, request.key), request.leaseId, this.#lockArg, this.#durableArg],
+      [this.#targets.get(request.limiter, request.key).id, request.leaseId, this.#lockArg, this.#durableArg],
       (rows) => rows[0]?.[0] === true,
     );
   }
@@ -591,7 +580,13 @@ export class PostgresEngine implements Engine {
   renew(request: RenewRequest): Promise<number | undefined> {
     return this.#run(
       this.#text.renew,
-      [this.#ids.get(request.limiter, request.key), request.leaseId, request.leaseMs, this.#lockArg, this.#durableArg],
+      [
+        this.#targets.get(request.limiter, request.key).id,
+        request.leaseId,
+        request.leaseMs,
+        this.#lockArg,
+        this.#durableArg,
+      ],
       (rows) => {
         const expiresAt = rows[0]?.[0];
         return typeof expiresAt === "number" ? expiresAt : undefined;
@@ -602,7 +597,7 @@ export class PostgresEngine implements Engine {
   reset(target: EngineTarget): Promise<void> {
     return this.#run(
       this.#text.reset,
-      [this.#ids.get(target.limiter, target.key), this.#lockArg, this.#durableArg],
+      [this.#targets.get(target.limiter, target.key).id, this.#lockArg, this.#durableArg],
       () => undefined,
     );
   }
@@ -613,7 +608,7 @@ export class PostgresEngine implements Engine {
     return this.#run(
       this.#text.decide,
       [
-        this.#ids.get(request.limiter, request.key),
+        this.#targets.get(request.limiter, request.key).id,
         mode,
         kind,
         a,
@@ -702,7 +697,7 @@ export class PostgresEngine implements Engine {
    * channel, whose payload names the row; listeners are kept per row id.
    */
   onRelease(target: EngineTarget, listener: () => void): () => void {
-    const id = this.#ids.get(target.limiter, target.key);
+    const id = this.#targets.get(target.limiter, target.key).id;
     let listeners = this.#listeners.get(id);
     if (listeners === undefined) {
       listeners = new Set();
