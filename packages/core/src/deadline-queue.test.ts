@@ -115,6 +115,26 @@ describe("DeadlineQueue", () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it("start() and settle(): a call settled in time never expires, one settled late is told so, and done tells both", async () => {
+    const clock = new FakeClock();
+    const queue = new DeadlineQueue(clock, 100);
+    const expired: string[] = [];
+    const inTime = queue.start(() => expired.push("in time"));
+    const late = queue.start(() => expired.push("late"));
+    expect(late.at).toBe(clock.now() + 100);
+    expect([inTime.done, late.done]).toEqual([false, false]);
+    await clock.advance(99);
+    expect(queue.settle(inTime)).toBe(true);
+    expect(inTime.done).toBe(true);
+    // Settling twice is a no-op that says so.
+    expect(queue.settle(inTime)).toBe(false);
+    await clock.advance(1);
+    expect(expired).toEqual(["late"]);
+    expect(late.done).toBe(true);
+    expect(queue.settle(late)).toBe(false);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
   it("passes a rejection through untouched", async () => {
     const queue = new DeadlineQueue(new FakeClock(), 1000);
     await expect(queue.bound(Promise.reject(new Error("refused")), () => new Error("late"))).rejects.toThrow("refused");

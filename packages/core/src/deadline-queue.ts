@@ -1,10 +1,27 @@
 import type { Clock } from "./clock.js";
 
-/** One call waiting for its answer. */
-interface PendingCall {
+/** A call's deadline in a {@link DeadlineQueue}, from {@link DeadlineQueue.start}. */
+export interface Deadline {
+  /** When the call expires, in the queue's clock's milliseconds. */
   readonly at: number;
-  /** Rejects the call's promise; dropped once the call settles, so the queue keeps nothing of it. */
+  /** True once the call settled or expired. */
+  readonly done: boolean;
+}
+
+/** One call waiting for its answer. */
+class PendingCall implements Deadline {
+  readonly at: number;
+  /** Expires the call; dropped once the call settles, so the queue keeps nothing of it. */
   expire: (() => void) | undefined;
+
+  constructor(at: number, expire: () => void) {
+    this.at = at;
+    this.expire = expire;
+  }
+
+  get done(): boolean {
+    return this.expire === undefined;
+  }
 }
 
 /**
@@ -55,24 +72,51 @@ export class DeadlineQueue {
    */
   bound<T>(promise: PromiseLike<T>, timeoutError: () => Error): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const call: PendingCall = {
-        at: this.#clock.now() + this.#timeoutMs,
-        expire: () => reject(timeoutError()),
-      };
-      this.#calls.push(call);
-      this.#unsettled++;
-      if (this.#cancelTimer === undefined) this.#arm();
+      const deadline = this.start(() => reject(timeoutError()));
       promise.then(
         (value) => {
-          this.#settle(call);
+          this.settle(deadline);
           resolve(value);
         },
         (error: unknown) => {
-          this.#settle(call);
+          this.settle(deadline);
           reject(error);
         },
       );
     });
+  }
+
+  /**
+   * Starts the deadline of a call that settles itself: `expire` runs once the deadline passes,
+   * unless {@link settle} came first. {@link bound} for a caller that settles a promise of its own
+   * (an engine whose call is several steps, or that saves the promise `bound` makes per call).
+   */
+  start(expire: () => void): Deadline {
+    const call = new PendingCall(this.#clock.now() + this.#timeoutMs, expire);
+    this.#calls.push(call);
+    this.#unsettled++;
+    if (this.#cancelTimer === undefined) this.#arm();
+    return call;
+  }
+
+  /**
+   * Ends the deadline of a call that settled: its `expire` will not run. False when it already
+   * ran (the call expired first) or the call settled before.
+   */
+  settle(deadline: Deadline): boolean {
+    // Only the queue makes deadlines (start).
+    const call = deadline as PendingCall;
+    if (call.expire === undefined) return false;
+    call.expire = undefined;
+    // Nothing pending: drop the settled calls; the armed timer lapses (see the class comment).
+    if (--this.#unsettled === 0) {
+      this.#calls = [];
+      this.#head = 0;
+    } else if (this.#calls[this.#head] === call) {
+      // Calls mostly settle in the order they started: drop the settled ones in front.
+      this.#dropSettled();
+    }
+    return true;
   }
 
   /** Rejects every pending call now with its timeout error, and cancels the timer (an engine's `close()`). */
@@ -93,19 +137,6 @@ export class DeadlineQueue {
     this.#calls = [];
     this.#head = 0;
     this.#unsettled = 0;
-  }
-
-  #settle(call: PendingCall): void {
-    if (call.expire === undefined) return;
-    call.expire = undefined;
-    // Nothing pending: drop the settled calls; the armed timer lapses (see the class comment).
-    if (--this.#unsettled === 0) {
-      this.#calls = [];
-      this.#head = 0;
-      return;
-    }
-    // Calls mostly settle in the order they started: drop the settled ones in front.
-    if (this.#calls[this.#head] === call) this.#dropSettled();
   }
 
   /**

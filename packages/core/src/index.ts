@@ -17,7 +17,7 @@ export type { TokenBucketState } from "./algorithms/token-bucket.js";
 export type { Clock } from "./clock.js";
 export { systemClock } from "./clock.js";
 export { BUILTIN_ENGINE_KEYS, type BuiltinEngine } from "./config/engine-keys.js";
-export { DeadlineQueue } from "./deadline-queue.js";
+export { type Deadline, DeadlineQueue } from "./deadline-queue.js";
 export type {
   ConcurrencyUsage,
   Decision,

@@ -329,6 +329,49 @@ describe("PostgreSQL engine at work", () => {
     }
   });
 
+  it("does not decide calls whose deadline passed while they waited in a key's lane: they spend no budget", async () => {
+    const name = schema("lapsed");
+    // Queries wait on a held row far longer than a call's deadline.
+    const engine = new PostgresEngine({ url: TEST_URL, schema: name, requestTimeoutMs: 300, lockTimeoutMs: 5000 });
+    const limit: Policy = {
+      rate: { algorithm: "fixed_window", limit: 1000, windowMs: 3_600_000 },
+      concurrency: undefined,
+    };
+    const hot = { ...call, key: "lapsed", policy: limit };
+    try {
+      await engine.decide(hot);
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      let locked: () => void = () => {};
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve;
+      });
+      const holder = admin.begin(async (tx) => {
+        await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "lapsed")]);
+        locked();
+        await held;
+      });
+      await isLocked;
+      // One call goes out and waits on the lock; 299 queue behind it. At its deadline the lane
+      // sends the next batch of at most 256 (which waits on the lock too); by that batch's
+      // deadline the 43 left have expired, so nothing sends them.
+      const outcomes = await Promise.allSettled(Array.from({ length: 300 }, () => engine.decide(hot)));
+      expect(outcomes.every((outcome) => outcome.status === "rejected")).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      release();
+      await holder;
+      // The queries that were sent still run once the lock is free; give them a moment.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const spent = 999 - (await engine.peek(hot)).remaining;
+      expect(spent).toBeGreaterThanOrEqual(1);
+      expect(spent).toBeLessThanOrEqual(257);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("sweeps expired rows in the background and skips rows in use", async () => {
     const name = schema("sweep");
     const short: Policy = { rate: { algorithm: "fixed_window", limit: 5, windowMs: 50 }, concurrency: undefined };

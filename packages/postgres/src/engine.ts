@@ -1,4 +1,5 @@
 import type {
+  Deadline,
   DecideRequest,
   Engine,
   EngineContext,
@@ -171,20 +172,83 @@ type DecideRow = [
   leaseExpiresAt: number,
 ];
 
+/** A query's rows, as postgres.js' `values()` gives them. */
+type Rows = unknown[][];
+
+/** A query's parameters. */
+type Params = (string | number | boolean | null)[];
+
+/**
+ * An engine call in progress: its caller's promise, settled once: with its answer, its error, or
+ * a timeout error when its deadline (in the engine's {@link DeadlineQueue}) passes first. The
+ * engine settles it from the handler of its last query, so a call costs one promise of its own
+ * rather than one per step.
+ */
+class Call<T> {
+  readonly #deadlines: DeadlineQueue;
+  readonly #deadline: Deadline;
+  readonly #resolve: (value: T) => void;
+  readonly #reject: (error: unknown) => void;
+  /** Runs once the call is settled, however it was (a row's lane sends what queued meanwhile). */
+  after: (() => void) | undefined = undefined;
+
+  constructor(
+    deadlines: DeadlineQueue,
+    timeoutError: () => Error,
+    resolve: (value: T) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#deadlines = deadlines;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    this.#deadline = deadlines.start(() => {
+      reject(timeoutError());
+      this.after?.();
+    });
+  }
+
+  /** True once the call is settled (answered, failed or expired): a late answer is dropped. */
+  get done(): boolean {
+    return this.#deadline.done;
+  }
+
+  resolve(value: T): void {
+    if (!this.#deadlines.settle(this.#deadline)) return;
+    this.#resolve(value);
+    this.after?.();
+  }
+
+  reject(error: unknown): void {
+    if (!this.#deadlines.settle(this.#deadline)) return;
+    this.#reject(error);
+    this.after?.();
+  }
+}
+
+/** What a query's answer function returns when it sent its call on to another query. */
+const PASSED: unique symbol = Symbol("passed on");
+
 /** A rate-only call waiting in its row's lane. */
 interface RateCall {
   readonly cost: number;
-  readonly resolve: (decision: EngineDecision) => void;
-  readonly reject: (error: unknown) => void;
+  readonly call: Call<EngineDecision>;
 }
 
-/** The rate-only calls on one row, with one policy's numbers, that wait while a call on it is in flight. */
+/**
+ * The rate-only calls on one row, with one policy's numbers, that wait while a call of this
+ * process on it is in flight.
+ */
 interface Lane {
   readonly policy: Policy;
-  readonly kind: 1 | 3;
-  readonly a: number;
-  readonly b: number;
   readonly calls: RateCall[];
+}
+
+/** Whether two rate-only policies have the same algorithm and numbers (they may share a lane). */
+function sameRate(one: Policy, other: Policy): boolean {
+  if (one === other) return true;
+  const [kind, a, b] = rateArgs(one);
+  const [otherKind, otherA, otherB] = rateArgs(other);
+  return kind === otherKind && a === otherA && b === otherB;
 }
 
 /** Most calls sent in one batch. */
@@ -208,6 +272,13 @@ interface RowTarget {
    * they need no second query.
    */
   admitted: boolean;
+  /**
+   * While a rate-only call of this process on the row is in flight, the lane later ones wait in
+   * (see `#rate`). Kept here rather than in a map by row: a lone call then costs no lookup. (Should
+   * the target cache forget the target meanwhile, calls on the fresh target go alone for a moment:
+   * PostgreSQL orders them on the row lock all the same.)
+   */
+  lane: Lane | undefined;
 }
 
 /**
@@ -340,8 +411,10 @@ export class PostgresEngine implements Engine {
     reset: string;
     sweep: string;
   };
-  /** Rate-only calls per row id while one is in flight; see `#rate`. */
-  readonly #lanes = new Map<string, Lane>();
+  /** Lanes with calls waiting, which `close()` ends. */
+  readonly #queued = new Set<Lane>();
+  /** The timeout error of a call, made when its deadline passes. */
+  readonly #timeout = () => this.#timeoutError();
   /** Each policy's admit statement, or null when it has none (see {@link MAX_ADMIT_STATEMENTS}). */
   readonly #admitStatements = new WeakMap<Policy, string | null>();
   /** The admit statements made so far, by algorithm and numbers: policies with equal numbers share one. */
@@ -365,7 +438,9 @@ export class PostgresEngine implements Engine {
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #sweeping = false;
   /** The row of each (limiter, key). */
-  readonly #targets = new TargetCache((limiter, key): RowTarget => ({ id: rowId(limiter, key), admitted: false }));
+  readonly #targets = new TargetCache(
+    (limiter, key): RowTarget => ({ id: rowId(limiter, key), admitted: false, lane: undefined }),
+  );
   #closed = false;
   /** Set when a call found PostgreSQL unreachable: calls fail at once until `until`. */
   #down: { readonly until: number; readonly error: RateSyncError } | undefined;
@@ -443,10 +518,11 @@ export class PostgresEngine implements Engine {
   }
 
   decide(request: DecideRequest): Promise<EngineDecision> {
-    const [kind, a, b] = rateArgs(request.policy);
-    // The common limiters get a function of their own that touches the rate columns only.
-    if (request.policy.concurrency === undefined && (kind === 1 || kind === 3)) {
-      return this.#rate(this.#targets.get(request.limiter, request.key), request.policy, kind, a, b, request.cost);
+    const policy = request.policy;
+    const algorithm = policy.rate?.algorithm;
+    // The common limiters get statements of their own that touch the rate columns only.
+    if (policy.concurrency === undefined && (algorithm === "token_bucket" || algorithm === "fixed_window")) {
+      return this.#rate(this.#targets.get(request.limiter, request.key), policy, request.cost);
     }
     return this.#decide(0, request, request.leaseId ?? "");
   }
@@ -459,44 +535,43 @@ export class PostgresEngine implements Engine {
    * statement when this process admitted the key's last call and budget was left (the statement
    * declines what it does not admit, and the function then decides), else to the admit function.
    */
-  #rate(target: RowTarget, policy: Policy, kind: 1 | 3, a: number, b: number, cost: number): Promise<EngineDecision> {
-    const id = target.id;
-    const lane = this.#lanes.get(id);
-    if (lane !== undefined && lane.kind === kind && lane.a === a && lane.b === b) {
-      return this.#deadlines.bound(
-        new Promise<EngineDecision>((resolve, reject) => {
-          lane.calls.push({ cost, resolve, reject });
-        }),
-        () => this.#timeoutError(),
-      );
-    }
-    // (A call with other numbers than the lane's, a rare sight, goes alone.)
-    const own = lane === undefined ? { policy, kind, a, b, calls: [] } : undefined;
-    if (own !== undefined) this.#lanes.set(id, own);
-    const viaFunction = () => this.#admitFunction([id, kind, a, b, cost, this.#lockArg, this.#durableArg]);
-    const statement = target.admitted ? this.#admitStatement(policy, kind, a, b) : null;
-    const first = this.#query(
-      statement === null
-        ? viaFunction
-        : () =>
-            this.#send(statement, [id, cost]).then((rows) => {
-              const row = rows[0];
-              // Not admitted there: the function decides (and tells a refusal from a fresh key).
-              if (row === undefined) return viaFunction();
-              return [true, row[0], row[1], row[2]] as AdmitRow;
-            }),
-      (row) => this.#remember(target, admitDecision(row, policy, cost)),
-    );
-    if (own !== undefined) {
-      const next = () => this.#drain(target, own);
-      first.then(next, next);
-    }
-    return first;
+  #rate(target: RowTarget, policy: Policy, cost: number): Promise<EngineDecision> {
+    return this.#call<EngineDecision>((call) => {
+      const lane = target.lane;
+      if (lane !== undefined && sameRate(lane.policy, policy)) {
+        lane.calls.push({ cost, call });
+        this.#queued.add(lane);
+        return;
+      }
+      // (A call with other numbers than the lane's, a rare sight, goes alone.)
+      if (lane === undefined) {
+        const own: Lane = { policy, calls: [] };
+        target.lane = own;
+        call.after = () => this.#drain(target, own);
+      }
+      const statement = target.admitted ? this.#admitStatement(policy) : null;
+      if (statement === null) {
+        this.#admitFunction(call, target, policy, cost);
+        return;
+      }
+      this.#send(call, statement, [target.id, cost], (rows) => {
+        const row = rows[0];
+        if (row === undefined) {
+          // Not admitted there: the function decides (and tells a refusal from a fresh key).
+          this.#admitFunction(call, target, policy, cost);
+          return PASSED;
+        }
+        return this.#remember(target, admitDecision([true, row[0], row[1], row[2]] as AdmitRow, policy, cost));
+      });
+    });
   }
 
-  /** One call of the admit function. */
-  #admitFunction(params: (string | number | boolean | null)[]): PromiseLike<AdmitRow> {
-    return this.#send(this.#text.admit, params).then((rows) => admitRow(rows[0]?.[0]));
+  /** Decides `call` with the admit function. */
+  #admitFunction(call: Call<EngineDecision>, target: RowTarget, policy: Policy, cost: number): void {
+    const [kind, a, b] = rateArgs(policy);
+    this.#send(call, this.#text.admit, [target.id, kind, a, b, cost, this.#lockArg, this.#durableArg], (rows) =>
+      this.#remember(target, admitDecision(admitRow(rows[0]?.[0]), policy, cost)),
+    );
   }
 
   /** Notes whether the row's next call is likely admitted (see {@link RowTarget}); returns the decision. */
@@ -506,17 +581,18 @@ export class PostgresEngine implements Engine {
   }
 
   /**
-   * The admit statement of a token bucket or fixed window policy (whose numbers are `a` and `b`),
-   * made on its first call; null on a client passed in (whose sessions lack the engine's
-   * `lock_timeout` and commit setting, which the function sets per call), for numbers a statement
-   * cannot hold (not finite), and once {@link MAX_ADMIT_STATEMENTS} exist.
+   * The admit statement of a token bucket or fixed window policy, made on its first call; null on
+   * a client passed in (whose sessions lack the engine's `lock_timeout` and commit setting, which
+   * the function sets per call), for numbers a statement cannot hold (not finite), and once
+   * {@link MAX_ADMIT_STATEMENTS} exist.
    */
-  #admitStatement(policy: Policy, kind: 1 | 3, a: number, b: number): string | null {
+  #admitStatement(policy: Policy): string | null {
     const known = this.#admitStatements.get(policy);
     if (known !== undefined) return known;
+    const [kind, a, b] = rateArgs(policy);
     const numbers = `${kind} ${a} ${b}`;
     let made = this.#admitStatementsByNumbers.get(numbers) ?? null;
-    const writable = Number.isFinite(a) && Number.isFinite(b);
+    const writable = (kind === 1 || kind === 3) && Number.isFinite(a) && Number.isFinite(b);
     if (
       made === null &&
       writable &&
@@ -530,28 +606,34 @@ export class PostgresEngine implements Engine {
     return made;
   }
 
-  /** Sends the calls that queued in `lane` meanwhile, as batches, until none is left. */
+  /** Sends the calls that queued in the row's lane meanwhile, as batches, until none is left. */
   #drain(target: RowTarget, lane: Lane): void {
-    const id = target.id;
-    // Gone when the engine closed.
-    if (this.#lanes.get(id) !== lane) return;
-    if (lane.calls.length === 0) {
-      this.#lanes.delete(id);
+    // close() ended the calls that waited.
+    if (this.#closed) return;
+    // Calls whose deadline passed while they waited are not decided: they must not spend budget.
+    let batch: RateCall[] = [];
+    while (batch.length === 0 && lane.calls.length > 0) {
+      batch = lane.calls.splice(0, MAX_BATCH).filter((waiting) => !waiting.call.done);
+    }
+    if (batch.length === 0) {
+      if (target.lane === lane) target.lane = undefined;
+      this.#queued.delete(lane);
       return;
     }
-    const { policy, kind, a, b } = lane;
-    const batch = lane.calls.splice(0, MAX_BATCH);
-    const costs = `{${batch.map((call) => call.cost).join(",")}}`;
-    this.#run(this.#text.admitBatch, [id, kind, a, b, costs, this.#lockArg, this.#durableArg], (rows) => rows).then(
+    const policy = lane.policy;
+    const [kind, a, b] = rateArgs(policy);
+    const costs = `{${batch.map((waiting) => waiting.cost).join(",")}}`;
+    const params = [target.id, kind, a, b, costs, this.#lockArg, this.#durableArg];
+    this.#run(this.#text.admitBatch, params, (rows) => rows).then(
       (rows) => {
-        batch.forEach((call, index) => {
+        batch.forEach(({ cost, call }, index) => {
           const row = rows[index] as AdmitRow | undefined;
           if (row === undefined) {
             call.reject(new RateSyncError("STORE_ERROR", "PostgreSQL answered a batch short."));
             return;
           }
           try {
-            call.resolve(this.#remember(target, admitDecision(row, policy, call.cost)));
+            call.resolve(this.#remember(target, admitDecision(row, policy, cost)));
           } catch (error) {
             call.reject(error);
           }
@@ -559,7 +641,7 @@ export class PostgresEngine implements Engine {
         this.#drain(target, lane);
       },
       (error: unknown) => {
-        for (const call of batch) call.reject(error);
+        for (const { call } of batch) call.reject(error);
         this.#drain(target, lane);
       },
     );
@@ -624,19 +706,17 @@ export class PostgresEngine implements Engine {
     );
   }
 
-  /**
-   * Runs one prepared statement within the deadline and maps its rows.
-   */
-  #run<T>(text: string, params: (string | number | boolean | null)[], map: (rows: unknown[][]) => T): Promise<T> {
-    return this.#query(() => this.#send(text, params), map);
+  /** Runs one prepared statement within the deadline and maps its rows. */
+  #run<T>(text: string, params: Params, map: (rows: Rows) => T): Promise<T> {
+    return this.#call<T>((call) => this.#send(call, text, params, map));
   }
 
   /**
-   * Runs `send` (one query, or queries one after the other) within one deadline and maps what it
-   * gives. Once the table is known to exist this is the whole cost of a call: nothing is awaited
-   * before the first query is sent.
+   * Starts a call within the deadline: `start` sends its first query (`#send`). Once the table is
+   * known to exist this is the whole cost of a call: nothing is awaited before the first query is
+   * sent.
    */
-  #query<R, T>(send: () => PromiseLike<R>, map: (result: R) => T): Promise<T> {
+  #call<T>(start: (call: Call<T>) => void): Promise<T> {
     if (this.#closed) return Promise.reject(this.#closedError());
     const down = this.#down;
     if (down !== undefined) {
@@ -646,49 +726,75 @@ export class PostgresEngine implements Engine {
       if (performance.now() < down.until) return Promise.reject(down.error);
       this.#down = undefined;
     }
-    if (!this.#ready) return this.#prepared().then(() => this.#query(send, map));
-    return this.#deadlines
-      .bound(send(), () => this.#timeoutError())
-      .then(map, (error: unknown) => {
-        throw this.#explain(error);
-      });
-  }
-
-  /** Sends one prepared statement on the client passed in, or on the connection `#pick` chooses. */
-  #send(text: string, params: (string | number | boolean | null)[]): PromiseLike<unknown[][]> {
-    return this.#using((client) => client.unsafe(text, params, { prepare: true }).values() as Promise<unknown[][]>);
+    if (!this.#ready) return this.#prepared().then(() => this.#call(start));
+    return new Promise<T>((resolve, reject) => start(new Call(this.#deadlines, this.#timeout, resolve, reject)));
   }
 
   /**
-   * Runs `work` on the client passed in, or on the connection of the engine's own pool that `#pick`
-   * chooses, counted as in flight on it until it settles (even past the caller's deadline: the
-   * connection is busy until the server is done with it).
+   * Sends one prepared statement for `call`, on the client passed in or on the connection `#pick`
+   * chooses (counted as in flight on it until answered, even past the call's deadline: the
+   * connection is busy until the server is done with it), and settles the call with what `answer`
+   * makes of the rows, unless `answer` sent it on to another query ({@link PASSED}). A call
+   * settled meanwhile (its deadline passed) is not answered again.
+   */
+  #send<T>(call: Call<T>, text: string, params: Params, answer: (rows: Rows) => T | typeof PASSED): void {
+    const index = this.#given === undefined ? this.#take() : -1;
+    const client = index < 0 ? (this.#given as PostgresClient) : (this.#own[index] as PostgresClient);
+    (client.unsafe(text, params, { prepare: true }).values() as Promise<Rows>).then(
+      (rows) => {
+        if (index >= 0) this.#free(index, client);
+        if (call.done) return;
+        let value: T | typeof PASSED;
+        try {
+          value = answer(rows);
+        } catch (error) {
+          call.reject(error);
+          return;
+        }
+        if (value !== PASSED) call.resolve(value);
+      },
+      (error: unknown) => {
+        if (index >= 0) this.#free(index, client);
+        if (!call.done) call.reject(this.#explain(error));
+      },
+    );
+  }
+
+  /**
+   * Runs `work` on the client passed in, or on a connection of the engine's own pool, counted as
+   * in flight on it until it settles (the setup's queries; decisions go through `#send`).
    */
   #using<T>(work: (client: PostgresClient) => Promise<T>): Promise<T> {
     if (this.#given !== undefined) return work(this.#given);
-    const index = this.#pick();
+    const index = this.#take();
     const client = this.#own[index] as PostgresClient;
-    this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
-    const free = () => {
-      // Closed since: the pool's bookkeeping is gone.
-      if (this.#own[index] !== client) return;
-      const left = (this.#inFlight[index] as number) - 1;
-      this.#inFlight[index] = left;
-      if (left > 0) return;
-      this.#idle.push(index);
-      if (this.#idle.length === this.#own.length) this.#drained?.();
-    };
-    // (then rather than finally: a decision's hot path, where finally's extra promises show.)
     return work(client).then(
       (value) => {
-        free();
+        this.#free(index, client);
         return value;
       },
       (error: unknown) => {
-        free();
+        this.#free(index, client);
         throw error;
       },
     );
+  }
+
+  /** The connection of the engine's own pool for the next query (see `#pick`), counted as in flight. */
+  #take(): number {
+    const index = this.#pick();
+    this.#inFlight[index] = (this.#inFlight[index] as number) + 1;
+    return index;
+  }
+
+  /** Counts a query on connection `index` as answered (unless the pool was closed since). */
+  #free(index: number, client: PostgresClient): void {
+    if (this.#own[index] !== client) return;
+    const left = (this.#inFlight[index] as number) - 1;
+    this.#inFlight[index] = left;
+    if (left > 0) return;
+    this.#idle.push(index);
+    if (this.#idle.length === this.#own.length) this.#drained?.();
   }
 
   /**
@@ -734,8 +840,8 @@ export class PostgresEngine implements Engine {
     this.#closed = true;
     this.#listeners.clear();
     // Queued calls end with the engine (their batch would fail anyway).
-    for (const lane of this.#lanes.values()) for (const call of lane.calls) call.reject(this.#closedError());
-    this.#lanes.clear();
+    for (const lane of this.#queued) for (const { call } of lane.calls.splice(0)) call.reject(this.#closedError());
+    this.#queued.clear();
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
     this.#deadlines.expireAll();

@@ -191,10 +191,13 @@ export interface AdmitPolicy {
 /** core's TIME_EPSILON_MS, as SQL. */
 const TIME_EPSILON_SQL = float8(TIME_EPSILON_MS);
 
-/** A finite number as a `double precision` SQL literal that reads back as exactly the same number. */
+/**
+ * A finite number as a `double precision` SQL literal that reads back as exactly the same number
+ * (`float8` is PostgreSQL's short name for the type).
+ */
 function float8(value: number): string {
   if (!Number.isFinite(value)) throw new RangeError(`Not a finite number: ${value}`);
-  return `${String(value)}::double precision`;
+  return `${String(value)}::float8`;
 }
 
 /**
@@ -211,35 +214,38 @@ function float8(value: number): string {
  * whole statement). A statement that waits for another call's write decides on the row that call
  * left, at its own (earlier) time: a token bucket then owes slightly more, never less, and a row
  * that holds a later time (a bucket refilled or a window begun after it) makes it decline.
+ *
+ * The text is kept short, on one line: postgres.js finds a prepared statement by its text on
+ * every call (a hash of the whole of it). The time is written once, in a subquery that
+ * PostgreSQL's planner pulls up into the expressions that use it (the plan is the same as with
+ * the expression written out at each use).
  */
 export function postgresAdmitStatement(objects: PostgresObjects, policy: AdmitPolicy): string {
   const t = objects.qualifiedTable;
-  const now = epochMs("statement_timestamp()");
+  const now = `(SELECT date_part('epoch',statement_timestamp())*1000 AS now)c`;
   const a = float8(policy.a);
   const b = float8(policy.b);
   // The expiry written is never earlier than the state's (core's since + units * interval, or the
   // window's end; equal but in the last bit of rounding), nor than the row's (leases, another policy).
   if (policy.kind === 1) {
-    const tat = `r.rate_a + r.rate_b * ${a}`;
-    const refilled = `${tat} <= ${now}`;
-    return `UPDATE ${t} r SET
-  rate_a = CASE WHEN ${refilled} THEN ${now} ELSE r.rate_a END,
-  rate_b = CASE WHEN ${refilled} THEN 0 ELSE r.rate_b END + $2,
-  expires_at = greatest(${now} + $2 * ${a}, r.rate_a + (r.rate_b + $2) * ${a}, r.expires_at),
-  version = r.version + 1
-WHERE r.id = $1 AND r.rate_kind = 1 AND r.rate_a <= ${now}
-  AND greatest(${tat}, ${now}) - ${now} + $2 * ${a} <= ${b} * ${a} + ${TIME_EPSILON_SQL}
-RETURNING ${now}, r.rate_a, r.rate_b - $2`;
+    const tat = `r.rate_a+r.rate_b*${a}`;
+    return (
+      `UPDATE ${t} r SET rate_a=CASE WHEN ${tat}<=c.now THEN c.now ELSE r.rate_a END,` +
+      `rate_b=CASE WHEN ${tat}<=c.now THEN 0 ELSE r.rate_b END+$2,` +
+      `expires_at=greatest(c.now+$2*${a},r.rate_a+(r.rate_b+$2)*${a},r.expires_at),version=r.version+1 ` +
+      `FROM${now} WHERE r.id=$1 AND r.rate_kind=1 AND r.rate_a<=c.now ` +
+      `AND greatest(${tat},c.now)-c.now+$2*${a}<=${b}*${a}+${TIME_EPSILON_SQL} ` +
+      `RETURNING c.now,r.rate_a,r.rate_b-$2`
+    );
   }
-  const start = `floor(${now} / ${a}) * ${a}`;
-  const used = `CASE WHEN r.rate_a = ${start} THEN r.rate_b ELSE 0 END`;
-  return `UPDATE ${t} r SET
-  rate_a = ${start},
-  rate_b = ${used} + $2,
-  expires_at = greatest(${start} + ${a}, r.expires_at),
-  version = r.version + 1
-WHERE r.id = $1 AND r.rate_kind = 3 AND r.rate_a <= ${start} AND ${used} + $2 <= ${b}
-RETURNING ${now}, r.rate_a, r.rate_b - $2`;
+  const start = `floor(c.now/${a})*${a}`;
+  const used = `CASE WHEN r.rate_a=${start} THEN r.rate_b ELSE 0 END`;
+  return (
+    `UPDATE ${t} r SET rate_a=${start},rate_b=${used}+$2,` +
+    `expires_at=greatest(${start}+${a},r.expires_at),version=r.version+1 ` +
+    `FROM${now} WHERE r.id=$1 AND r.rate_kind=3 AND r.rate_a<=${start} AND ${used}+$2<=${b} ` +
+    `RETURNING c.now,r.rate_a,r.rate_b-$2`
+  );
 }
 
 /**
