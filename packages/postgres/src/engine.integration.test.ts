@@ -26,6 +26,32 @@ afterAll(async () => {
 const window: Policy = { rate: { algorithm: "fixed_window", limit: 5, windowMs: 60_000 }, concurrency: undefined };
 const call = { limiter: "l", key: "k", policy: window, cost: 1, leaseId: undefined } as const;
 
+/**
+ * Locks the row of (limiter "l", `key`) in schema `name` from another session (SELECT ... FOR
+ * UPDATE in an open transaction); resolves once it is held, with a function that ends the
+ * transaction and waits for it.
+ */
+async function holdRow(name: string, key: string): Promise<() => Promise<void>> {
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let locked: () => void = () => {};
+  const isLocked = new Promise<void>((resolve) => {
+    locked = resolve;
+  });
+  const holder = admin.begin(async (tx) => {
+    await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", key)]);
+    locked();
+    await held;
+  });
+  await Promise.race([isLocked, holder]);
+  return async () => {
+    release();
+    await holder;
+  };
+}
+
 describe("PostgreSQL engine setup", () => {
   it("without auto_create, a missing table is an error that says how to create it; with the SQL run, it works", async () => {
     const name = schema("manual");
@@ -249,25 +275,11 @@ describe("PostgreSQL engine at work", () => {
       });
       try {
         await engine.decide(call);
-        let release: () => void = () => {};
-        const held = new Promise<void>((resolve) => {
-          release = resolve;
-        });
-        let locked: () => void = () => {};
-        const isLocked = new Promise<void>((resolve) => {
-          locked = resolve;
-        });
-        const holder = admin.begin(async (tx) => {
-          await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "k")]);
-          locked();
-          await held;
-        });
-        await isLocked;
+        const release = await holdRow(name, "k");
         const start = performance.now();
         const error = await rejectionOf(engine.decide(call));
         const ms = performance.now() - start;
-        release();
-        await holder;
+        await release();
         expect(isRateSyncError(error, "STORE_ERROR")).toBe(true);
         expect(error.message).toContain("lock_timeout");
         expect(ms).toBeLessThan(1000);
@@ -340,28 +352,14 @@ describe("PostgreSQL engine at work", () => {
     const hot = { ...call, key: "lapsed", policy: limit };
     try {
       await engine.decide(hot);
-      let release: () => void = () => {};
-      const held = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      let locked: () => void = () => {};
-      const isLocked = new Promise<void>((resolve) => {
-        locked = resolve;
-      });
-      const holder = admin.begin(async (tx) => {
-        await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "lapsed")]);
-        locked();
-        await held;
-      });
-      await isLocked;
+      const release = await holdRow(name, "lapsed");
       // One call goes out and waits on the lock; 299 queue behind it. At its deadline the lane
       // sends the next batch of at most 256 (which waits on the lock too); by that batch's
       // deadline the 43 left have expired, so nothing sends them.
       const outcomes = await Promise.allSettled(Array.from({ length: 300 }, () => engine.decide(hot)));
       expect(outcomes.every((outcome) => outcome.status === "rejected")).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 400));
-      release();
-      await holder;
+      await release();
       // The queries that were sent still run once the lock is free; give them a moment.
       await new Promise((resolve) => setTimeout(resolve, 300));
       const spent = 999 - (await engine.peek(hot)).remaining;
@@ -378,24 +376,11 @@ describe("PostgreSQL engine at work", () => {
     const long: Policy = { rate: { algorithm: "fixed_window", limit: 5, windowMs: 1e10 }, concurrency: undefined };
     const engine = new PostgresEngine({ url: TEST_URL, schema: name, cleanupIntervalMs: 100 });
     const count = async () => (await admin.unsafe(`SELECT count(*)::int AS n FROM "${name}"."ratesync"`))[0]?.n;
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let holder: Promise<unknown> = Promise.resolve();
+    let release = async () => {};
     try {
       // Hold one row before it expires: the sweep must skip it, not wait for it.
       await engine.decide({ ...call, key: "held", policy: short });
-      let locked: () => void = () => {};
-      const isLocked = new Promise<void>((resolve) => {
-        locked = resolve;
-      });
-      holder = admin.begin(async (tx) => {
-        await tx.unsafe(`SELECT 1 FROM "${name}"."ratesync" WHERE id = $1 FOR UPDATE`, [rowId("l", "held")]);
-        locked();
-        await held;
-      });
-      await isLocked;
+      release = await holdRow(name, "held");
       await Promise.all(Array.from({ length: 30 }, (_, i) => engine.decide({ ...call, key: `k${i}`, policy: short })));
       await engine.decide({ ...call, key: "live", policy: long });
       let left = -1;
@@ -408,8 +393,7 @@ describe("PostgreSQL engine at work", () => {
       const ids = (await admin.unsafe(`SELECT id FROM "${name}"."ratesync" ORDER BY id`)).map((row) => row.id);
       expect(ids.sort()).toEqual([rowId("l", "held"), rowId("l", "live")].sort());
     } finally {
-      release();
-      await holder;
+      await release();
       await engine.close();
     }
   });
