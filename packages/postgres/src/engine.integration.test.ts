@@ -229,6 +229,30 @@ describe("PostgreSQL engine admit statement", () => {
     }
   });
 
+  it("sends a call the admit statement declines on to the function, and then the calls that waited for it", async () => {
+    const name = schema("declined");
+    const here = new PostgresEngine({ url: TEST_URL, schema: name });
+    const elsewhere = new PostgresEngine({ url: TEST_URL, schema: name });
+    try {
+      expect((await here.decide({ ...call, policy: bucket(3) })).remaining).toBe(2);
+      // Another process spends the rest: this one still expects its next call admitted.
+      await elsewhere.decide({ ...call, policy: bucket(3), cost: 2 });
+      // The first call takes the statement, which declines; the second waits for it.
+      const [first, second] = await Promise.all([
+        here.decide({ ...call, policy: bucket(3) }),
+        here.decide({ ...call, policy: bucket(3) }),
+      ]);
+      expect([first.allowed, first.refusedBy, first.remaining]).toEqual([false, "rate", 0]);
+      expect([second.allowed, second.refusedBy, second.remaining]).toEqual([false, "rate", 0]);
+      expect(first.retryAfterMs).toBeGreaterThan(3_590_000);
+      // The row is free again: the next call is sent, not left waiting for a call long settled.
+      expect((await here.decide({ ...call, policy: bucket(3) })).refusedBy).toBe("rate");
+    } finally {
+      await here.close();
+      await elsewhere.close();
+    }
+  });
+
   it("makes at most 64 admit statements per engine, and never on a client passed in: those calls take the function", async () => {
     const name = schema("statements");
     const given = postgres(TEST_URL, { max: 2, onnotice: () => {} });
