@@ -592,11 +592,12 @@ export class PostgresEngine implements Engine {
    * made here rather than through `#call`, `Call` and `#send` as the other calls are, and the call
    * writes nothing into the row target but `inFlight`. Built from those parts (with a fresh lane
    * object per call), the same work made V8 keep most calls' objects (the query, its promises,
-   * the handlers) through the young generation's collections until the next full one: at one
-   * call in flight on one key 1.2-1.3 MB survived each scavenge, against about 0.3 MB in this
-   * shape in most runs (`node --trace-gc-nvp`, `new_space_survived`), and the collections that
-   * followed cost more than the engine's own work. V8 is sensitive to the shape of this code:
-   * check that figure before reshaping the function.
+   * the handlers) through the young generation's collections until the next full one, and the
+   * collections cost more than the engine's own work: in the benchmark's one-in-flight hot-key
+   * case the young bytes surviving a scavenge went from a median of 1.2 MB to 0.3 MB with this
+   * shape (3 KB for a bare postgres.js query). Which shapes V8 keeps alive is not understood (no
+   * retaining edge was found, and small changes flip it); a script measures it, run it before
+   * and after reshaping this function: `apps/bench/scripts/postgres-gc-survival.sh`.
    */
   #lone(target: RowTarget, policy: Policy, cost: number, statement: string): Promise<EngineDecision> {
     target.inFlight = policy;
