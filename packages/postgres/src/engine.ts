@@ -232,9 +232,6 @@ class Call<T> {
 /** The options of every query the engine sends: a prepared statement (shared, postgres.js copies it). */
 const PREPARED = { prepare: true } as const;
 
-/** What a query's answer function returns when it sent its call on to another query. */
-const PASSED: unique symbol = Symbol("passed on");
-
 /** A rate-only call waiting for the one in flight on its row. */
 interface RateCall {
   readonly cost: number;
@@ -543,8 +540,9 @@ export class PostgresEngine implements Engine {
    * later calls of this process on the same key and policy wait for it and then go together in
    * one call of the batch function (one lock, the decisions in arrival order, one write) instead
    * of queueing one by one on the row lock. A lone call is sent at once: as the admit statement
-   * when this process admitted the key's last call and budget was left (the statement declines
-   * what it does not admit, and the function then decides), else to the admit function.
+   * (`#lone`) when this process admitted the key's last call and budget was left and the engine
+   * is ready, else to the admit function (also a call made while the engine sets up or after a
+   * failure, and one with other numbers than the call in flight).
    */
   #rate(target: RowTarget, policy: Policy, cost: number): Promise<EngineDecision> {
     if (target.inFlight === undefined && target.admitted && this.#ready && !this.#closed && this.#down === undefined) {
@@ -554,7 +552,7 @@ export class PostgresEngine implements Engine {
     return this.#call<EngineDecision>((call) => {
       const inFlight = target.inFlight;
       if (inFlight !== undefined && sameRate(inFlight, policy)) {
-        if (target.waiting === undefined) target.waiting = [];
+        target.waiting ??= [];
         target.waiting.push({ cost, call });
         this.#queued.add(target);
         return;
@@ -564,20 +562,7 @@ export class PostgresEngine implements Engine {
         target.inFlight = policy;
         call.after = () => this.#drain(target);
       }
-      const statement = target.admitted ? this.#admitStatement(policy) : null;
-      if (statement === null) {
-        this.#admitFunction(call, target, policy, cost);
-        return;
-      }
-      this.#send(call, statement, [target.id, cost], (rows) => {
-        const row = rows[0];
-        if (row === undefined) {
-          // Not admitted there: the function decides (and tells a refusal from a fresh key).
-          this.#admitFunction(call, target, policy, cost);
-          return PASSED;
-        }
-        return this.#remember(target, admitDecision([true, row[0], row[1], row[2]] as AdmitRow, policy, cost));
-      });
+      this.#admitFunction(call, target, policy, cost);
     });
   }
 
@@ -820,24 +805,23 @@ export class PostgresEngine implements Engine {
    * Sends one prepared statement for `call`, on the client passed in or on the connection `#pick`
    * chooses (counted as in flight on it until answered, even past the call's deadline: the
    * connection is busy until the server is done with it), and settles the call with what `answer`
-   * makes of the rows, unless `answer` sent it on to another query ({@link PASSED}). A call
-   * settled meanwhile (its deadline passed) is not answered again.
+   * makes of the rows. A call settled meanwhile (its deadline passed) is not answered again.
    */
-  #send<T>(call: Call<T>, text: string, params: Params, answer: (rows: Rows) => T | typeof PASSED): void {
+  #send<T>(call: Call<T>, text: string, params: Params, answer: (rows: Rows) => T): void {
     const index = this.#given === undefined ? this.#take() : -1;
     const client = index < 0 ? (this.#given as PostgresClient) : (this.#own[index] as PostgresClient);
     (client.unsafe(text, params, PREPARED).values() as Promise<Rows>).then(
       (rows) => {
         if (index >= 0) this.#free(index, client);
         if (call.done) return;
-        let value: T | typeof PASSED;
+        let value: T;
         try {
           value = answer(rows);
         } catch (error) {
           call.reject(error);
           return;
         }
-        if (value !== PASSED) call.resolve(value);
+        call.resolve(value);
       },
       (error: unknown) => {
         if (index >= 0) this.#free(index, client);
